@@ -59,3 +59,315 @@ _tools-go:
     install envoy-gateway github.com/envoyproxy/gateway/cmd/envoy-gateway {{envoy_gateway_version}}
     install egctl github.com/envoyproxy/gateway/cmd/egctl {{envoy_gateway_version}}
     install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl {{grpcurl_version}}
+
+# ---- kubernetes ----
+# Images, kustomize manifests, the Envoy Gateway install and the cluster path.
+# docs/kubernetes.md explains the choices; docs/setup-guide.md the machine setup.
+helm_version := "v3.22.0"
+kubectl_validate_version := "v0.0.4"
+# Kubernetes schema version kubectl-validate checks built-in kinds against
+# (the newest its built-in schemas cover).
+k8s_schema_version := "1.30"
+# Debian bookworm's buildah, only used by `image-check` (no Docker engine in CI).
+buildah_apt_version := "1.28.2+ds1-3+deb12u1+b3"
+k8s_services := "customer-service product-service"
+k8s_namespace := "envoy-poc"
+eg_namespace := "envoy-gateway-system"
+k8s_work := justfile_directory() / ".local/k8s"
+
+# Build both service images with Docker, tagged <crate version>-<git sha> and <crate version>
+images:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    tag=$(just --quiet _image-tag)
+    version=${tag%%-*}
+    for svc in {{k8s_services}}; do
+      echo "==> envoy-poc/$svc:$tag"
+      docker build --build-arg SERVICE="$svc" \
+        -t "envoy-poc/$svc:$tag" -t "envoy-poc/$svc:$version" .
+    done
+    docker image ls --filter reference='envoy-poc/*' --format '{{{{.Repository}}:{{{{.Tag}}  {{{{.Size}}'
+    echo "kind users: kind load docker-image envoy-poc/customer-service:$tag envoy-poc/product-service:$tag"
+
+# The image tag: workspace version + short git sha (+ -dirty for uncommitted changes)
+_image-tag:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
+    sha=$(git rev-parse --short=8 HEAD)
+    git diff --quiet HEAD -- Cargo.toml Cargo.lock crates proto Dockerfile || sha="$sha-dirty"
+    echo "$version-$sha"
+
+# Install the tools the offline Kubernetes checks need (pinned; idempotent)
+_tools-k8s:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p "{{tools_bin}}"
+    stamp="{{tools_dir}}/.go-kubectl-validate-{{kubectl_validate_version}}"
+    if [ ! -e "$stamp" ] || [ ! -x "{{tools_bin}}/kubectl-validate" ]; then
+      echo "installing kubectl-validate {{kubectl_validate_version}} (go install, first time only)"
+      GOBIN="{{tools_bin}}" go install "sigs.k8s.io/kubectl-validate@{{kubectl_validate_version}}"
+      touch "$stamp"
+    fi
+    command -v kubectl >/dev/null || { echo "kubectl missing: run 'just tools'" >&2; exit 1; }
+
+# buildah from Debian, pinned (image-check only; needs root + apt)
+_tools-buildah:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    have=$(dpkg-query -W -f='${Version}' buildah 2>/dev/null || true)
+    [ "$have" = "{{buildah_apt_version}}" ] && exit 0
+    echo "installing buildah {{buildah_apt_version}} (apt, first time only; have: ${have:-none})"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "buildah={{buildah_apt_version}}" >/dev/null
+
+# Prove the runtime image without Docker: static binaries, scratch image via buildah, size, a real start + health check from the image's own filesystem
+image-check: _tools-buildah
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # Static binaries from this machine's toolchain: the musl target if rustup
+    # has it, else glibc with crt-static (a static-pie executable).
+    if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+      target=x86_64-unknown-linux-musl; flags=""
+    else
+      target=x86_64-unknown-linux-gnu; flags="-C target-feature=+crt-static"
+    fi
+    echo "==> cargo build --release --target $target ${flags:+(RUSTFLAGS=$flags)}"
+    RUSTFLAGS="$flags" cargo build --release --locked --target "$target" \
+      $(printf -- '-p %s ' {{k8s_services}})
+    work="{{k8s_work}}/buildah"; mkdir -p "$work"
+    B=(buildah --root "$work/storage" --runroot "$work/run" --storage-driver vfs)
+    export BUILDAH_ISOLATION=chroot
+    grpcurl=$(command -v grpcurl || echo /root/go/bin/grpcurl)
+    tag=$(just --quiet _image-tag)
+    pids=(); ctrs=()
+    cleanup() {
+      for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+      for c in "${ctrs[@]}"; do "${B[@]}" rm "$c" >/dev/null 2>&1 || true; done
+    }
+    trap cleanup EXIT
+    port=50051
+    for svc in {{k8s_services}}; do
+      bin="target/$target/release/$svc"
+      echo "==> $svc"
+      file -b "$bin"
+      if ldd "$bin" >/dev/null 2>&1; then echo "FAIL: $bin is dynamically linked" >&2; ldd "$bin" >&2; exit 1; fi
+      # The same layout as the Dockerfile's runtime stage.
+      ctr=$("${B[@]}" from --name "check-$svc" scratch); ctrs+=("$ctr")
+      "${B[@]}" copy --chown 65532:65532 "$ctr" "$bin" /service >/dev/null
+      "${B[@]}" config --user 65532:65532 --entrypoint '["/service"]' --cmd '' \
+        --port 50051 --port 50052 --label "org.opencontainers.image.title=$svc" "$ctr"
+      "${B[@]}" commit --quiet --rm "$ctr" "envoy-poc/$svc:$tag" >/dev/null; ctrs=("${ctrs[@]:0:${#ctrs[@]}-1}")
+      "${B[@]}" inspect --type image --format 'user={{{{.OCIv1.Config.User}} entrypoint={{{{.OCIv1.Config.Entrypoint}}' "envoy-poc/$svc:$tag"
+      size=$("${B[@]}" images --noheading --format '{{{{.Size}}' "envoy-poc/$svc:$tag")
+      bytes=$(stat -c %s "$bin")
+      echo "image envoy-poc/$svc:$tag: $size (binary $((bytes / 1024)) KiB)"
+      [ "$bytes" -le $((20 * 1024 * 1024)) ] || { echo "FAIL: $svc binary over 20 MiB" >&2; exit 1; }
+      # Run the entrypoint from the image's filesystem (nothing else in it) as
+      # the image's user: `buildah run` for --help, then a real server started
+      # by chroot into the mounted image, probed the way the kubelet does.
+      ctr=$("${B[@]}" from --name "run-$svc" "envoy-poc/$svc:$tag"); ctrs+=("$ctr")
+      "${B[@]}" run --user 65532:65532 "$ctr" -- /service --help >/dev/null
+      rootfs=$("${B[@]}" mount "$ctr")
+      log="$work/$svc.log"
+      chroot --userspec=65532:65532 "$rootfs" /service --host 127.0.0.1 --port "$port" \
+        --drain-timeout 2s >"$log" 2>&1 & pid=$!; pids+=("$pid")
+      health() { "$grpcurl" -plaintext -max-time 1 -d "{\"service\":\"$1\"}" "127.0.0.1:$port" grpc.health.v1.Health/Check 2>/dev/null || true; }
+      ok=""
+      for _ in $(seq 1 50); do
+        if health "" | grep -q '"SERVING"'; then ok=1; break; fi
+        sleep 0.2
+      done
+      [ -n "$ok" ] || { echo "FAIL: $svc from the image never became SERVING" >&2; cat "$log" >&2; exit 1; }
+      echo "$svc from the image: health \"\" SERVING on 127.0.0.1:$port as uid 65532"
+      # SIGTERM must end it within the drain timeout, with status 0.
+      kill -TERM "$pid"
+      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      if kill -0 "$pid" 2>/dev/null; then echo "FAIL: $svc still running 4s after SIGTERM" >&2; exit 1; fi
+      wait "$pid" || { echo "FAIL: $svc exited non-zero after SIGTERM" >&2; cat "$log" >&2; exit 1; }
+      echo "$svc: SIGTERM -> clean exit"
+      "${B[@]}" umount "$ctr" >/dev/null
+      port=$((port + 1))
+    done
+    echo "image-check: ok"
+
+# Offline Kubernetes checks: every overlay builds, every object (built-in and CRD) validates against its schema with unknown fields rejected, and the validator is proven to reject broken manifests
+test-k8s: _tools-k8s
+    #!/usr/bin/env bash
+    set -euo pipefail
+    work="{{k8s_work}}/test"; rm -rf "$work"; mkdir -p "$work/rendered" "$work/crds"
+    # The CRDs of the pinned Envoy Gateway release (Gateway API + gateway.envoyproxy.io),
+    # taken from its Go module: the same files its helm chart installs.
+    egdir=$(cd "$work" && go mod download -json "github.com/envoyproxy/gateway@{{envoy_gateway_version}}" \
+      | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+    crds="$egdir/charts/gateway-helm/charts/crds/crds"
+    [ -d "$crds" ] || { echo "FAIL: no CRDs at $crds" >&2; exit 1; }
+    find "$crds" -name '*.yaml' -exec cp {} "$work/crds/" \;
+    echo "CRDs: $(ls "$work/crds" | wc -l) files from envoyproxy/gateway {{envoy_gateway_version}}"
+    # 1. Every kustomization builds.
+    overlays="k8s/base k8s/overlays/cluster"
+    [ -e k8s/overlays/local/kustomization.yaml ] && overlays="$overlays k8s/overlays/local"
+    for dir in $overlays; do
+      name=$(echo "$dir" | tr / -)
+      kubectl kustomize "$dir" >"$work/rendered/$name.yaml"
+      echo "kustomize $dir: $(grep -c '^kind:' "$work/rendered/$name.yaml") objects"
+    done
+    # 2. Every object validates: built-in kinds against the Kubernetes
+    #    {{k8s_schema_version}} OpenAPI schemas built into kubectl-validate, CRD kinds
+    #    against the CRDs above; unknown fields and unknown kinds are errors.
+    validate() { kubectl-validate "$@" --version "{{k8s_schema_version}}" --local-crds "$work/crds"; }
+    validate "$work/rendered"
+    # 3. The check above must be able to fail: break a rendered manifest in
+    #    three ways and expect a rejection each time.
+    mkdir -p "$work/broken"
+    src="$work/rendered/k8s-overlays-cluster.yaml"
+    expect_reject() { # label sed-expression
+      sed "$2" "$src" >"$work/broken/broken.yaml"
+      cmp -s "$src" "$work/broken/broken.yaml" && { echo "FAIL: self-test '$1' changed nothing" >&2; exit 1; }
+      if validate "$work/broken/broken.yaml" >"$work/broken/$1.log" 2>&1; then
+        echo "FAIL: validator accepted a manifest with $1" >&2; exit 1
+      fi
+      echo "self-test: $1 rejected"
+    }
+    expect_reject unknown-field-builtin 's/^  replicas: 1$/  replicas: 1\n  replicaz: 1/'
+    expect_reject typo-kind 's/^kind: PodDisruptionBudget$/kind: PodDisruptionBudgett/'
+    expect_reject unknown-field-crd-top 's/^kind: GRPCRoute$/kind: GRPCRoute\nspec2: {}/'
+    expect_reject unknown-field-crd-nested 's/^      rules:$/      rulez:/'
+    echo "test-k8s: ok"
+
+# helm on PATH, else the pinned one via `go install` (deploy/undeploy only)
+_helm:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v helm >/dev/null && exit 0
+    command -v go >/dev/null || { echo "helm {{helm_version}} not found: install it (docs/setup-guide.md)" >&2; exit 1; }
+    echo "installing helm {{helm_version}} (go install, first time only)"
+    mkdir -p "{{tools_bin}}"
+    GOBIN="{{tools_bin}}" go install "helm.sh/helm/v3/cmd/helm@{{helm_version}}"
+
+# Deploy to the current kubectl context: the pinned Envoy Gateway (helm), then k8s/overlays/cluster; prints the gateway address
+deploy: _helm
+    #!/usr/bin/env bash
+    set -euo pipefail
+    ctx=$(kubectl config current-context)
+    tag=$(just --quiet _image-tag)
+    echo "==> context $ctx, images envoy-poc/*:$tag"
+    for svc in {{k8s_services}}; do
+      if command -v docker >/dev/null && ! docker image inspect "envoy-poc/$svc:$tag" >/dev/null 2>&1; then
+        echo "image envoy-poc/$svc:$tag not found locally: run 'just images' first" >&2; exit 1
+      fi
+    done
+    case "$ctx" in kind-*)
+      echo "==> kind load docker-image (cluster ${ctx#kind-})"
+      kind load docker-image --name "${ctx#kind-}" $(printf "envoy-poc/%s:$tag " {{k8s_services}}) ;;
+    esac
+    echo "==> Envoy Gateway {{envoy_gateway_version}} (helm, namespace {{eg_namespace}})"
+    helm upgrade --install eg oci://docker.io/envoyproxy/gateway-helm \
+      --version "{{envoy_gateway_version}}" -n "{{eg_namespace}}" --create-namespace \
+      -f k8s/envoy-gateway/values.yaml --wait --timeout 5m
+    kubectl -n "{{eg_namespace}}" wait --for=condition=Available deployment/envoy-gateway --timeout=180s
+    # A throwaway overlay pins this build's tag without editing tracked files.
+    dir="{{k8s_work}}/deploy"; mkdir -p "$dir"
+    printf '%s\n' "apiVersion: kustomize.config.k8s.io/v1beta1" "kind: Kustomization" \
+      "resources: [../../../k8s/overlays/cluster]" "images:" \
+      "  - {name: envoy-poc/customer-service, newTag: \"$tag\"}" \
+      "  - {name: envoy-poc/product-service, newTag: \"$tag\"}" >"$dir/kustomization.yaml"
+    echo "==> kubectl apply -k k8s/overlays/cluster (tag $tag)"
+    kubectl apply --server-side --force-conflicts -k "$dir"
+    for svc in {{k8s_services}}; do
+      kubectl -n "{{k8s_namespace}}" rollout status "deployment/$svc" --timeout=180s
+    done
+    kubectl -n "{{k8s_namespace}}" wait --for=condition=Programmed gateway/eg --timeout=180s
+    just --quiet _gateway-address
+
+# Find (or open) a reachable gateway address and record it for `smoke`
+_gateway-address:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir="{{k8s_work}}"; mkdir -p "$dir"
+    port=$(kubectl -n "{{k8s_namespace}}" get gateway eg -o jsonpath='{.spec.listeners[0].port}')
+    host=$(kubectl -n "{{k8s_namespace}}" get gateway eg -o jsonpath='{.status.addresses[0].value}')
+    reachable() { curl -s -o /dev/null --max-time 3 "http://$1/customers"; }
+    # Docker Desktop publishes LoadBalancer Services on localhost; other
+    # clusters may hand out an address this machine can reach directly.
+    for cand in "localhost:$port" ${host:+"$host:$port"}; do
+      if reachable "$cand"; then echo "$cand" >"$dir/gateway-address"; echo "gateway: http://$cand (gRPC and REST)"; exit 0; fi
+    done
+    # kind and friends: no reachable LoadBalancer, so port-forward the Envoy Service.
+    svc=$(kubectl -n "{{eg_namespace}}" get service -o name \
+      -l gateway.envoyproxy.io/owning-gateway-name=eg,gateway.envoyproxy.io/owning-gateway-namespace={{k8s_namespace}} | head -n 1)
+    [ -n "$svc" ] || { echo "no Envoy Service for gateway eg in {{eg_namespace}}" >&2; exit 1; }
+    if [ -e "$dir/port-forward.pid" ]; then kill "$(cat "$dir/port-forward.pid")" 2>/dev/null || true; fi
+    local_port=${GATEWAY_LOCAL_PORT:-18080}
+    nohup kubectl -n "{{eg_namespace}}" port-forward "$svc" "$local_port:$port" >"$dir/port-forward.log" 2>&1 &
+    echo $! >"$dir/port-forward.pid"
+    for _ in $(seq 1 30); do reachable "127.0.0.1:$local_port" && break; sleep 1; done
+    reachable "127.0.0.1:$local_port" || { echo "port-forward failed:" >&2; cat "$dir/port-forward.log" >&2; exit 1; }
+    echo "127.0.0.1:$local_port" >"$dir/gateway-address"
+    echo "gateway: http://127.0.0.1:$local_port (port-forward to $svc, pid $(cat "$dir/port-forward.pid"))"
+
+# Exercise the deployed gateway: gRPC reflection + call, REST CRUD on /customers, a burst that must hit the rate limit (429)
+smoke:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    addr=${GATEWAY:-$(cat "{{k8s_work}}/gateway-address" 2>/dev/null || true)}
+    [ -n "$addr" ] || { echo "no gateway address: run 'just deploy' (or set GATEWAY=host:port)" >&2; exit 1; }
+    grpcurl=$(command -v grpcurl || echo /root/go/bin/grpcurl)
+    fail() { echo "SMOKE FAIL: $*" >&2; exit 1; }
+    echo "==> gateway $addr"
+    services=$("$grpcurl" -plaintext "$addr" list)
+    echo "$services"
+    for s in customer.v1.CustomerService product.v1.ProductService; do
+      grep -qx "$s" <<<"$services" || fail "reflection does not list $s"
+    done
+    "$grpcurl" -plaintext -d '{"page_size": 2}' "$addr" customer.v1.CustomerService/ListCustomers >/dev/null \
+      || fail "gRPC ListCustomers"
+    echo "gRPC ListCustomers: ok"
+    base="http://$addr/customers"
+    created=$(curl -sS --fail-with-body -X POST "$base" -H 'content-type: application/json' \
+      -d '{"name":"Smoke Test","email":"smoke@example.com"}') || fail "POST /customers: $created"
+    id=$(sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' <<<"$created")
+    [ -n "$id" ] || fail "POST /customers returned no id: $created"
+    echo "POST /customers -> $id"
+    curl -sS --fail-with-body "$base/$id" >/dev/null || fail "GET /customers/$id"
+    curl -sS --fail-with-body -X PATCH "$base/$id?update_mask=name" -H 'content-type: application/json' \
+      -d '{"name":"Smoke Test 2"}' | grep -q 'Smoke Test 2' || fail "PATCH /customers/$id"
+    curl -sS --fail-with-body -X DELETE "$base/$id" >/dev/null || fail "DELETE /customers/$id"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$base/$id")
+    [ "$code" = 404 ] || fail "GET after DELETE gave $code, want 404"
+    echo "REST CRUD /customers: ok"
+    # 150 requests in a burst against a 100/minute per-route limit.
+    limited=0
+    for _ in $(seq 1 150); do
+      code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$base?page_size=1")
+      [ "$code" = 429 ] && limited=$((limited + 1))
+    done
+    [ "$limited" -gt 0 ] || fail "150-request burst: no 429"
+    echo "rate limit: $limited of 150 burst requests got 429"
+    echo "smoke: ok"
+
+# What is running: gateway status, routes, policies, pods
+status:
+    -kubectl -n "{{eg_namespace}}" get deployments,pods,services
+    -kubectl -n "{{k8s_namespace}}" get gateway,grpcroute,backendtrafficpolicy,envoypatchpolicy
+    -kubectl -n "{{k8s_namespace}}" get deployments,pods,services,pdb,networkpolicy
+    -@cat "{{k8s_work}}/gateway-address" 2>/dev/null | sed 's/^/gateway address: /'
+
+# Recent logs of both services (follow with: just logs -f)
+logs *args:
+    kubectl -n "{{k8s_namespace}}" logs -l app.kubernetes.io/part-of=envoy-poc --prefix --tail=100 --max-log-requests=10 {{args}}
+
+# Remove everything `deploy` created (idempotent; the Gateway API/EG CRDs stay)
+undeploy:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir="{{k8s_work}}"
+    if [ -e "$dir/port-forward.pid" ]; then kill "$(cat "$dir/port-forward.pid")" 2>/dev/null || true; rm -f "$dir/port-forward.pid"; fi
+    rm -f "$dir/gateway-address"
+    kubectl delete -k k8s/overlays/cluster --ignore-not-found --wait=true
+    if command -v helm >/dev/null && helm -n "{{eg_namespace}}" status eg >/dev/null 2>&1; then
+      helm -n "{{eg_namespace}}" uninstall eg --wait
+    fi
+    kubectl delete namespace "{{eg_namespace}}" --ignore-not-found
+    echo "undeployed (CRDs kept: kubectl get crd | grep -e gateway.networking.k8s.io -e gateway.envoyproxy.io)"
