@@ -109,6 +109,12 @@ _tools-k8s:
       GOBIN="{{tools_bin}}" go install "sigs.k8s.io/kubectl-validate@{{kubectl_validate_version}}"
       touch "$stamp"
     fi
+    stamp="{{tools_dir}}/.go-helm-{{helm_version}}"
+    if [ ! -e "$stamp" ] || [ ! -x "{{tools_bin}}/helm" ]; then
+      echo "installing helm {{helm_version}} (go install, first time only)"
+      GOBIN="{{tools_bin}}" go install "helm.sh/helm/v3/cmd/helm@{{helm_version}}"
+      touch "$stamp"
+    fi
     command -v kubectl >/dev/null || { echo "kubectl missing: run 'just tools'" >&2; exit 1; }
 
 # buildah from Debian, pinned (image-check only; needs root + apt)
@@ -211,7 +217,9 @@ test-k8s: _tools-k8s
     for dir in $overlays; do
       name=$(echo "$dir" | tr / -)
       kubectl kustomize "$dir" >"$work/rendered/$name.yaml"
-      echo "kustomize $dir: $(grep -c '^kind:' "$work/rendered/$name.yaml") objects"
+      n=$(grep -c '^kind:' "$work/rendered/$name.yaml" || true)
+      [ "$n" -gt 0 ] || { echo "FAIL: kustomize $dir rendered no objects" >&2; exit 1; }
+      echo "kustomize $dir: $n objects"
     done
     # 2. Every object validates: built-in kinds against the Kubernetes
     #    {{k8s_schema_version}} OpenAPI schemas built into kubectl-validate, CRD kinds
@@ -222,18 +230,36 @@ test-k8s: _tools-k8s
     #    three ways and expect a rejection each time.
     mkdir -p "$work/broken"
     src="$work/rendered/k8s-overlays-cluster.yaml"
-    expect_reject() { # label sed-expression
+    expect_reject() { # label sed-expression expected-error
       sed "$2" "$src" >"$work/broken/broken.yaml"
       cmp -s "$src" "$work/broken/broken.yaml" && { echo "FAIL: self-test '$1' changed nothing" >&2; exit 1; }
       if validate "$work/broken/broken.yaml" >"$work/broken/$1.log" 2>&1; then
         echo "FAIL: validator accepted a manifest with $1" >&2; exit 1
       fi
-      echo "self-test: $1 rejected"
+      grep -qF -- "$3" "$work/broken/$1.log" \
+        || { echo "FAIL: self-test '$1' rejected for another reason:" >&2; cat "$work/broken/$1.log" >&2; exit 1; }
+      echo "self-test: $1 rejected ($3)"
     }
-    expect_reject unknown-field-builtin 's/^  replicas: 1$/  replicas: 1\n  replicaz: 1/'
-    expect_reject typo-kind 's/^kind: PodDisruptionBudget$/kind: PodDisruptionBudgett/'
-    expect_reject unknown-field-crd-top 's/^kind: GRPCRoute$/kind: GRPCRoute\nspec2: {}/'
-    expect_reject unknown-field-crd-nested 's/^      rules:$/      rulez:/'
+    expect_reject unknown-field-builtin 's/^  replicas: 1$/  replicas: 1\n  replicaz: 1/' 'spec.replicaz'
+    expect_reject typo-kind 's/^kind: PodDisruptionBudget$/kind: PodDisruptionBudgett/' 'PodDisruptionBudgett not found'
+    expect_reject unknown-field-crd-top 's/^kind: GRPCRoute$/kind: GRPCRoute\nspec2: {}/' 'spec2'
+    expect_reject unknown-field-crd-nested 's/^      rules:$/      rulez:/' 'spec.rateLimit.local.rulez'
+    # 4. Our helm values against the real chart: render the v1.9.0 chart from
+    #    the same module (the OCI chart is packaged from it, with values.tmpl.yaml's
+    #    image placeholders filled in) and check the EnvoyGateway configuration
+    #    it produces. EG decodes that configuration leniently (a misspelt key
+    #    would be dropped silently), hence the explicit assertions.
+    chart="$work/chart"; cp -r "$egdir/charts/gateway-helm" "$chart"; chmod -R u+w "$chart"
+    sed -e 's|${GatewayImage}|docker.io/envoyproxy/gateway:{{envoy_gateway_version}}|' \
+        -e 's|${GatewayImagePullPolicy}|IfNotPresent|' "$chart/values.tmpl.yaml" >"$chart/values.yaml"
+    helm template eg "$chart" -n "{{eg_namespace}}" -f k8s/envoy-gateway/values.yaml >"$work/eg-chart.yaml"
+    sed -n '/^  envoy-gateway.yaml: |$/,/^---$/p' "$work/eg-chart.yaml" >"$work/eg-config.yaml"
+    for want in 'kind: EnvoyGateway' 'enableEnvoyPatchPolicy: true' 'enableBackend: true' '- XDSNameSchemeV2'; do
+      grep -qF -- "$want" "$work/eg-config.yaml" || { echo "FAIL: EG config lacks '$want'" >&2; cat "$work/eg-config.yaml" >&2; exit 1; }
+    done
+    sed -n '/^    runtimeFlags:$/,/^---$/p' "$work/eg-config.yaml" | grep -q -- '- XDSNameSchemeV2' \
+      || { echo "FAIL: XDSNameSchemeV2 is not under runtimeFlags" >&2; exit 1; }
+    echo "helm template gateway-helm {{envoy_gateway_version}} + k8s/envoy-gateway/values.yaml: EnvoyPatchPolicy, Backend, XDSNameSchemeV2 on"
     echo "test-k8s: ok"
 
 # helm on PATH, else the pinned one via `go install` (deploy/undeploy only)
