@@ -4,8 +4,6 @@
 
 use std::{env, fs, path::PathBuf};
 
-use prost::Message;
-
 const PROTO_FILES: &[&str] = &["customer/v1/customer.proto", "product/v1/product.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,14 +16,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // well-known types from it, and reflection clients ask for them.
     compiler.include_imports(true).include_source_info(false);
     compiler.open_files(PROTO_FILES)?;
-    let descriptor_set = compiler.file_descriptor_set();
 
+    // Encoded by protox itself: going through prost_types would drop the
+    // custom options (google.api.http) that the transcoder needs.
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(
         out_dir.join("api_descriptor.bin"),
-        descriptor_set.encode_to_vec(),
+        compiler.encode_file_descriptor_set(),
     )?;
 
+    // Code generation only needs the plain descriptors.
+    let descriptor_set = compiler.file_descriptor_set();
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

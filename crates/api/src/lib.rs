@@ -53,6 +53,29 @@ mod tests {
     }
 
     #[test]
+    fn http_rules_survive_in_the_descriptor_set() {
+        // Envoy's transcoder reads google.api.http from these bytes; losing
+        // the custom options makes every REST path a 404.
+        let pool = prost_reflect::DescriptorPool::decode(DESCRIPTOR_SET).expect("pool decodes");
+        let http = pool
+            .get_extension_by_name("google.api.http")
+            .expect("google.api.http extension is in the set");
+        let method = pool
+            .get_service_by_name(customer::v1::SERVICE_NAME)
+            .expect("customer service")
+            .methods()
+            .find(|m| m.name() == "GetCustomer")
+            .expect("GetCustomer");
+        let options = method.options();
+        let rule = options.get_extension(&http);
+        let get = rule
+            .as_message()
+            .and_then(|rule| rule.get_field_by_name("get"))
+            .expect("rule has a get pattern");
+        assert_eq!(get.as_str(), Some("/customers/{id}"));
+    }
+
+    #[test]
     fn service_names_match_the_descriptor() {
         let set = FileDescriptorSet::decode(DESCRIPTOR_SET).expect("descriptor set decodes");
         let services: Vec<String> = set

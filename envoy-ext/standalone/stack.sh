@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The local stack without a cluster: both services plus Envoy Gateway in
+# standalone mode (File provider, Host infrastructure) running a real Envoy.
+#
+#   stack.sh up      start what is not running, wait until the gateway answers
+#   stack.sh down    stop exactly what `up` started
+#   stack.sh status  show what runs
+#
+# Everything lives under $STATE_DIR (default .local/stack): logs in logs/,
+# pid files in pids/. Tools come from `just tools` (on PATH via just).
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+state_dir=${STATE_DIR:-$repo_root/.local/stack}
+overlay=${OVERLAY:-$repo_root/k8s/overlays/local}
+envoy_version=${ENVOY_VERSION:?ENVOY_VERSION is set by the justfile}
+gateway_port=8080
+logs=$state_dir/logs
+pids=$state_dir/pids
+
+log() { printf '%s\n' "$*" >&2; }
+
+alive() { # name
+  local pid_file=$pids/$1.pid
+  [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null
+}
+
+start() { # name command...
+  local name=$1
+  shift
+  if alive "$name"; then
+    log "$name: already running (pid $(cat "$pids/$name.pid"))"
+    return
+  fi
+  # setsid: its own process group, so `down` also stops what it spawned
+  # (Envoy Gateway's Envoy child).
+  setsid "$@" >"$logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$pids/$name.pid"
+  log "$name: started (pid $!), log $logs/$name.log"
+}
+
+wait_for() { # description timeout-seconds command...
+  local what=$1 timeout=$2
+  shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      log "timed out after ${timeout}s waiting for $what; see $logs/"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+gateway_answers() {
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$gateway_port/customers?page_size=1")" = 200 ]
+}
+
+render_gateway_config() {
+  mkdir -p "$state_dir/resources" "$state_dir/data/envoy-versions/$envoy_version/bin"
+  # Pre-seed the Envoy that the Host infrastructure would otherwise download.
+  ln -sf "$(command -v envoy)" "$state_dir/data/envoy-versions/$envoy_version/bin/envoy"
+  sed -e "s|@RESOURCES_DIR@|$state_dir/resources|" -e "s|@STATE_DIR@|$state_dir|g" \
+    "$repo_root/envoy-ext/standalone/envoy-gateway.yaml.in" >"$state_dir/envoy-gateway.yaml"
+  # Written atomically: the File provider watches this directory.
+  kubectl kustomize "$overlay" >"$state_dir/gateway.yaml.tmp"
+  mv "$state_dir/gateway.yaml.tmp" "$state_dir/resources/gateway.yaml"
+  if [ ! -f "$state_dir/config/certs/envoy/tls.crt" ]; then
+    envoy-gateway certgen --local --config-home "$state_dir/config" >"$logs/certgen.log" 2>&1
+  fi
+}
+
+up() {
+  mkdir -p "$logs" "$pids"
+  local bin_dir=${BIN_DIR:-$repo_root/target/debug}
+  start customer-service "$bin_dir/customer-service" --reflect-whole-api
+  start product-service "$bin_dir/product-service" --reflect-whole-api
+  render_gateway_config
+  start envoy-gateway envoy-gateway server --config-path "$state_dir/envoy-gateway.yaml"
+  wait_for "customer-service on :50051" 30 port_open 50051
+  wait_for "product-service on :50052" 30 port_open 50052
+  wait_for "the gateway on :$gateway_port" 120 gateway_answers
+  log "gateway ready on http://localhost:$gateway_port"
+}
+
+down() {
+  local name
+  for name in envoy-gateway product-service customer-service; do
+    if alive "$name"; then
+      # Negative pid: the whole process group started by `start`.
+      kill -TERM -- "-$(cat "$pids/$name.pid")" 2>/dev/null || true
+      local deadline=$((SECONDS + 15))
+      while alive "$name" && ((SECONDS < deadline)); do sleep 0.2; done
+      alive "$name" && kill -KILL -- "-$(cat "$pids/$name.pid")" 2>/dev/null || true
+      log "$name: stopped"
+    fi
+    rm -f "$pids/$name.pid"
+  done
+}
+
+status() {
+  local name
+  for name in customer-service product-service envoy-gateway; do
+    if alive "$name"; then echo "$name: running (pid $(cat "$pids/$name.pid"))"; else echo "$name: stopped"; fi
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *)
+    log "usage: $0 up|down|status"
+    exit 2
+    ;;
+esac
