@@ -1,0 +1,247 @@
+//! Server lifecycle: health, reflection, tower layers, graceful shutdown.
+
+use std::{future::Future, net::SocketAddr, process::ExitCode};
+
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tonic_reflection::server::Builder as ReflectionBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+
+use crate::{
+    config::{ServerConfig, ServiceSpec},
+    telemetry::{self, GrpcTraceLayer},
+};
+
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+/// Why a server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("reflection descriptors: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The services this binary reflects: its own API service (or the whole API
+/// with `--reflect-whole-api`), health, and the reflection service itself.
+/// Every symbol in [`api::DESCRIPTOR_SET`] resolves either way.
+fn reflection(
+    spec: &ServiceSpec,
+    whole_api: bool,
+    reflection_name: &str,
+) -> ReflectionBuilder<'static> {
+    let mut builder = ReflectionBuilder::configure()
+        .register_encoded_file_descriptor_set(api::DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // google.rpc error details, so grpcurl can print BadRequest & co.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET);
+    let own = [spec.service_name];
+    let advertised: &[&str] = if whole_api { spec.whole_api } else { &own };
+    for name in advertised.iter().chain([&HEALTH_SERVICE, &reflection_name]) {
+        builder = builder.with_service_name(*name);
+    }
+    builder
+}
+
+/// Serves `routes` (the API service, already wrapped with its message size
+/// limits) plus health and reflection on `listener` until `shutdown`
+/// completes, then drains in-flight requests for at most
+/// `config.drain_timeout`.
+///
+/// Health is SERVING for `""` and `spec.service_name` while listening and
+/// NOT_SERVING for both as soon as `shutdown` completes.
+pub async fn serve_with_listener(
+    spec: &ServiceSpec,
+    config: &ServerConfig,
+    routes: Routes,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    set_health(&reporter, spec, ServingStatus::Serving).await;
+    let reflection_v1 = reflection(spec, config.reflect_whole_api, REFLECTION_V1).build_v1()?;
+    let reflection_v1alpha =
+        reflection(spec, config.reflect_whole_api, REFLECTION_V1ALPHA).build_v1alpha()?;
+
+    let routes = routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let addr = listener.local_addr()?;
+    let (draining_tx, draining_rx) = oneshot::channel::<()>();
+    let signal = {
+        let spec = *spec;
+        async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: health NOT_SERVING, draining");
+            set_health(&reporter, &spec, ServingStatus::NotServing).await;
+            // The receiver only goes away when serving already ended.
+            let _ = draining_tx.send(());
+        }
+    };
+
+    let concurrency = usize::try_from(config.concurrency_limit).unwrap_or(usize::MAX);
+    let server = tonic::transport::Server::builder()
+        .timeout(config.request_timeout)
+        .layer(GrpcTraceLayer)
+        .layer(GlobalConcurrencyLimitLayer::new(concurrency))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    tokio::pin!(server);
+
+    tracing::info!(%addr, service = spec.service_name, "listening");
+    tokio::select! {
+        result = &mut server => result?,
+        _ = draining_rx => {
+            match tokio::time::timeout(config.drain_timeout, &mut server).await {
+                Ok(result) => result?,
+                Err(_) => tracing::warn!(
+                    timeout = ?config.drain_timeout,
+                    "drain timeout elapsed; dropping remaining connections"
+                ),
+            }
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn set_health(reporter: &HealthReporter, spec: &ServiceSpec, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter.set_service_status(spec.service_name, status).await;
+}
+
+/// Binds `config.host:config.port` (port 0 picks a free port).
+pub async fn bind(config: &ServerConfig) -> Result<TcpListener, ServeError> {
+    let addr = SocketAddr::new(config.host, config.port);
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// A server running on a background task, e.g. in tests.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The bound address (the real port when started on port 0).
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl RunningServer {
+    /// Binds per `config` and serves on a spawned task. The server is listening
+    /// when this returns.
+    pub async fn start(
+        spec: &ServiceSpec,
+        config: ServerConfig,
+        routes: Routes,
+    ) -> Result<Self, ServeError> {
+        let listener = bind(&config).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let spec = *spec;
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                // A dropped sender also means "shut down".
+                drop(rx.await);
+            };
+            serve_with_listener(&spec, &config, routes, listener, shutdown).await
+        });
+        Ok(Self {
+            addr,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// `http://addr`, for tonic clients.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts the graceful shutdown without waiting for it.
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Triggers shutdown and waits until the server has drained and stopped.
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        self.trigger_shutdown();
+        match self.task.await {
+            Ok(result) => result,
+            Err(join) => Err(ServeError::Io(std::io::Error::other(join))),
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("received SIGINT"),
+        () = terminate => tracing::info!("received SIGTERM"),
+    }
+}
+
+/// The whole `main` of a service binary: parse flags, set up logging, build
+/// the API routes with `build`, serve until SIGTERM/SIGINT, drain, exit.
+pub fn run_main(spec: &ServiceSpec, build: impl FnOnce(&ServerConfig) -> Routes) -> ExitCode {
+    let config = ServerConfig::parse(spec);
+    telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(%err, "cannot start the tokio runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let routes = build(&config);
+        let listener = bind(&config).await?;
+        serve_with_listener(spec, &config, routes, listener, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(%err, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
