@@ -1,6 +1,6 @@
 //! The customer service's domain error and its one mapping onto gRPC status.
 
-use service_runtime::{status, store::StoreError, validate::Violations};
+use service_runtime::{crud::CrudError, status, store::StoreError, validate::Violations};
 use tonic::Status;
 
 use crate::store::RESOURCE_TYPE;
@@ -16,19 +16,14 @@ pub enum CustomerError {
     EmailTaken { email: String, existing_id: String },
 }
 
-impl From<Violations> for CustomerError {
-    fn from(violations: Violations) -> Self {
-        Self::Invalid(violations)
-    }
-}
-
-impl From<StoreError> for CustomerError {
-    fn from(err: StoreError) -> Self {
+impl From<CrudError> for CustomerError {
+    fn from(err: CrudError) -> Self {
         match err {
-            StoreError::NotFound { id } => Self::NotFound { id },
-            StoreError::AlreadyExists {
+            CrudError::Invalid(violations) => Self::Invalid(violations),
+            CrudError::Store(StoreError::NotFound { id }) => Self::NotFound { id },
+            CrudError::Store(StoreError::AlreadyExists {
                 value, existing_id, ..
-            } => Self::EmailTaken {
+            }) => Self::EmailTaken {
                 email: value,
                 existing_id,
             },

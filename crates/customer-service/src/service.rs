@@ -1,4 +1,5 @@
-//! The `customer.v1.CustomerService` handlers.
+//! The `customer.v1.CustomerService` handlers: thin glue from the generated
+//! trait to the shared standard methods.
 
 use std::sync::Arc;
 
@@ -7,13 +8,10 @@ use api::customer::v1::{
     ListCustomersRequest, ListCustomersResponse, UpdateCustomerRequest,
     customer_service_server::CustomerService,
 };
-use service_runtime::{mask::UpdateMask, paging::PageTokens, validate::Violations};
+use service_runtime::{crud::CrudError, paging::PageTokens};
 use tonic::{Request, Response, Status};
 
-use crate::{
-    error::CustomerError,
-    store::{self, CustomerTable, OUTPUT_ONLY, UPDATABLE},
-};
+use crate::{error::CustomerError, store::CustomerTable};
 
 const PAGE_TOKENS: PageTokens = PageTokens::new("customer.v1.ListCustomers");
 
@@ -27,64 +25,10 @@ impl CustomerApi {
     pub fn new(table: Arc<CustomerTable>) -> Self {
         Self { table }
     }
-
-    fn get(&self, req: GetCustomerRequest) -> Result<Customer, CustomerError> {
-        require_id("id", &req.id)?;
-        Ok(self.table.get(&req.id)?)
-    }
-
-    fn list(&self, req: ListCustomersRequest) -> Result<ListCustomersResponse, CustomerError> {
-        let (customers, next_page_token) =
-            self.table
-                .list_page(&PAGE_TOKENS, req.page_size, &req.page_token, None)?;
-        Ok(ListCustomersResponse {
-            customers,
-            next_page_token,
-        })
-    }
-
-    fn create(&self, req: CreateCustomerRequest) -> Result<Customer, CustomerError> {
-        let mut customer = req
-            .customer
-            .ok_or_else(|| Violations::one("customer", "is required"))?;
-        store::normalize(&mut customer);
-        store::validate(&customer).into_result()?;
-        Ok(self.table.create(customer)?)
-    }
-
-    fn update(&self, req: UpdateCustomerRequest) -> Result<Customer, CustomerError> {
-        let mut patch = req
-            .customer
-            .ok_or_else(|| Violations::one("customer", "is required"))?;
-        store::normalize(&mut patch);
-        let mut violations = Violations::new();
-        violations.check(
-            "customer.id",
-            service_runtime::validate::required(&patch.id),
-        );
-        let mask = UpdateMask::parse(req.update_mask.as_ref(), UPDATABLE, OUTPUT_ONLY)
-            .unwrap_or_else(|v| {
-                violations.extend(v);
-                UpdateMask::Implicit
-            });
-        violations.into_result()?;
-        self.table.update(&patch.id, |current| {
-            store::apply(current, &patch, &mask);
-            store::validate(current)
-                .into_result()
-                .map_err(CustomerError::from)
-        })
-    }
-
-    fn delete(&self, req: DeleteCustomerRequest) -> Result<(), CustomerError> {
-        require_id("id", &req.id)?;
-        self.table.delete(&req.id)?;
-        Ok(())
-    }
 }
 
-fn require_id(field: &str, id: &str) -> Result<(), Violations> {
-    Violations::one_if(field, service_runtime::validate::required(id))
+fn status(err: CrudError) -> Status {
+    CustomerError::from(err).into()
 }
 
 #[tonic::async_trait]
@@ -93,21 +37,36 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<GetCustomerRequest>,
     ) -> Result<Response<Customer>, Status> {
-        Ok(Response::new(self.get(request.into_inner())?))
+        let customer = self
+            .table
+            .get_checked(&request.into_inner().id)
+            .map_err(status)?;
+        Ok(Response::new(customer))
     }
 
     async fn list_customers(
         &self,
         request: Request<ListCustomersRequest>,
     ) -> Result<Response<ListCustomersResponse>, Status> {
-        Ok(Response::new(self.list(request.into_inner())?))
+        let req = request.into_inner();
+        let (customers, next_page_token) = self
+            .table
+            .list_page(&PAGE_TOKENS, req.page_size, &req.page_token, None)
+            .map_err(|v| status(v.into()))?;
+        Ok(Response::new(ListCustomersResponse {
+            customers,
+            next_page_token,
+        }))
     }
 
     async fn create_customer(
         &self,
         request: Request<CreateCustomerRequest>,
     ) -> Result<Response<Customer>, Status> {
-        let customer = self.create(request.into_inner())?;
+        let customer = self
+            .table
+            .create_checked(request.into_inner().customer)
+            .map_err(status)?;
         tracing::info!(id = %customer.id, "customer created");
         Ok(Response::new(customer))
     }
@@ -116,14 +75,21 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<UpdateCustomerRequest>,
     ) -> Result<Response<Customer>, Status> {
-        Ok(Response::new(self.update(request.into_inner())?))
+        let req = request.into_inner();
+        let customer = self
+            .table
+            .update_checked(req.customer, req.update_mask.as_ref())
+            .map_err(status)?;
+        Ok(Response::new(customer))
     }
 
     async fn delete_customer(
         &self,
         request: Request<DeleteCustomerRequest>,
     ) -> Result<Response<()>, Status> {
-        self.delete(request.into_inner())?;
+        self.table
+            .delete_checked(&request.into_inner().id)
+            .map_err(status)?;
         Ok(Response::new(()))
     }
 }

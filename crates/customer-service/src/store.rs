@@ -4,17 +4,13 @@
 use api::customer::v1::Customer;
 use prost_types::Timestamp;
 use service_runtime::{
+    crud::Resource,
     mask::UpdateMask,
     store::{Schema, Table},
     validate::{self, Violations},
 };
 
 pub const RESOURCE_TYPE: &str = "customer.v1.Customer";
-
-/// Fields an update mask may name.
-pub const UPDATABLE: &[&str] = &["name", "email", "phone"];
-/// Fields set by the server only.
-pub const OUTPUT_ONLY: &[&str] = &["id", "create_time", "update_time"];
 
 /// [`Schema`] of the customer table: ids `cus_…`, email unique case-insensitively.
 #[derive(Debug)]
@@ -44,32 +40,34 @@ impl Schema for Customers {
     }
 }
 
-/// Trims what users type by accident around values.
-pub fn normalize(customer: &mut Customer) {
-    customer.name = customer.name.trim().to_owned();
-    customer.email = customer.email.trim().to_owned();
-    customer.phone = customer.phone.trim().to_owned();
-}
+impl Resource for Customers {
+    const FIELD: &'static str = "customer";
+    const UPDATABLE: &'static [&'static str] = &["name", "email", "phone"];
 
-/// Checks a complete customer (after an update is applied).
-pub fn validate(customer: &Customer) -> Violations {
-    let mut v = Violations::new();
-    v.check("customer.name", validate::name(&customer.name));
-    v.check("customer.email", validate::email(&customer.email));
-    v.check("customer.phone", validate::phone(&customer.phone));
-    v
-}
+    fn normalize(customer: &mut Customer) {
+        customer.name = customer.name.trim().to_owned();
+        customer.email = customer.email.trim().to_owned();
+        customer.phone = customer.phone.trim().to_owned();
+    }
 
-/// Copies the fields selected by `mask` from `patch` into `current`.
-pub fn apply(current: &mut Customer, patch: &Customer, mask: &UpdateMask) {
-    if mask.includes("name", !patch.name.is_empty()) {
-        current.name.clone_from(&patch.name);
+    fn validate(customer: &Customer) -> Violations {
+        let mut v = Violations::new();
+        v.check("customer.name", validate::name(&customer.name));
+        v.check("customer.email", validate::email(&customer.email));
+        v.check("customer.phone", validate::phone(&customer.phone));
+        v
     }
-    if mask.includes("email", !patch.email.is_empty()) {
-        current.email.clone_from(&patch.email);
-    }
-    if mask.includes("phone", !patch.phone.is_empty()) {
-        current.phone.clone_from(&patch.phone);
+
+    fn apply(current: &mut Customer, patch: &Customer, mask: &UpdateMask) {
+        if mask.includes("name", !patch.name.is_empty()) {
+            current.name.clone_from(&patch.name);
+        }
+        if mask.includes("email", !patch.email.is_empty()) {
+            current.email.clone_from(&patch.email);
+        }
+        if mask.includes("phone", !patch.phone.is_empty()) {
+            current.phone.clone_from(&patch.phone);
+        }
     }
 }
 
@@ -135,19 +133,26 @@ pub fn synthetic(n: usize) -> impl Iterator<Item = Customer> {
 pub fn seeded(empty: bool, synthetic_records: usize) -> CustomerTable {
     let table = CustomerTable::new();
     let samples = if empty { Vec::new() } else { samples() };
-    for record in samples.into_iter().chain(synthetic(synthetic_records)) {
-        if let Err(err) = table.create(record) {
-            tracing::warn!(%err, "skipping seed record");
-        }
-    }
+    table.seed(samples.into_iter().chain(synthetic(synthetic_records)));
     table
 }
 
 #[cfg(test)]
 mod tests {
     use prost_types::FieldMask;
+    use service_runtime::crud::{CrudError, OUTPUT_ONLY};
 
     use super::*;
+
+    const UPDATABLE: &[&str] = Customers::UPDATABLE;
+
+    fn validate(c: &Customer) -> Violations {
+        Customers::validate(c)
+    }
+
+    fn apply(current: &mut Customer, patch: &Customer, mask: &UpdateMask) {
+        Customers::apply(current, patch, mask);
+    }
 
     fn mask(paths: &[&str]) -> UpdateMask {
         let m = FieldMask {
@@ -177,7 +182,7 @@ mod tests {
             ["customer.name", "customer.email", "customer.phone"]
         );
         let mut padded = customer("  Ada  ", " ada@example.com ", "");
-        normalize(&mut padded);
+        Customers::normalize(&mut padded);
         assert_eq!(
             (padded.name.as_str(), padded.email.as_str()),
             ("Ada", "ada@example.com")
@@ -213,15 +218,19 @@ mod tests {
     fn email_uniqueness_is_case_insensitive_on_update() {
         let table = seeded(false, 0);
         let grace = table.list(None, None, 10).items[1].clone();
-        let err = table
-            .update(&grace.id, |c| {
-                c.email = "ADA@example.com".into();
-                Ok::<_, crate::CustomerError>(())
-            })
-            .expect_err("taken");
+        let patch = Customer {
+            id: grace.id.clone(),
+            email: "ADA@example.com".into(),
+            ..Customer::default()
+        };
+        let err = table.update_checked(Some(patch), None).expect_err("taken");
+        assert!(matches!(err, CrudError::Store(_)), "{err:?}");
+        let err = crate::CustomerError::from(err);
         assert!(
             matches!(err, crate::CustomerError::EmailTaken { .. }),
             "{err:?}"
         );
+        let stored = table.get(&grace.id).expect("exists");
+        assert_eq!(stored.email, grace.email, "unchanged");
     }
 }

@@ -10,6 +10,7 @@
 //! [`validate`] (field checks) and [`status`] (error details).
 
 pub mod config;
+pub mod crud;
 pub mod mask;
 pub mod paging;
 pub mod server;

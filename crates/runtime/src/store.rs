@@ -128,6 +128,15 @@ impl<S: Schema> Table<S> {
         self.len() == 0
     }
 
+    /// Inserts seed records, logging (not failing on) any that conflict.
+    pub fn seed(&self, records: impl IntoIterator<Item = S::Record>) {
+        for record in records {
+            if let Err(err) = self.create(record) {
+                tracing::warn!(%err, "skipping seed record");
+            }
+        }
+    }
+
     /// Inserts `record` with a new id and both timestamps set to now.
     pub fn create(&self, mut record: S::Record) -> Result<S::Record, StoreError> {
         let mut inner = self.write();

@@ -1,0 +1,5 @@
+//! `product-service`: see `product-service --help`.
+
+fn main() -> std::process::ExitCode {
+    service_runtime::run_main(&product_service::SPEC, product_service::routes)
+}
