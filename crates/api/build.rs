@@ -4,7 +4,14 @@
 
 use std::{env, fs, path::PathBuf};
 
-const PROTO_FILES: &[&str] = &["customer/v1/customer.proto", "product/v1/product.proto"];
+const PROTO_FILES: &[&str] = &[
+    "customer/v1/customer.proto",
+    "product/v1/product.proto",
+    // Not imported by the API, but the transcoder prints gRPC errors and
+    // their details for REST clients from these types.
+    "google/rpc/status.proto",
+    "google/rpc/error_details.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);

@@ -47,6 +47,8 @@ mod tests {
             "google/protobuf/timestamp.proto",
             "customer/v1/customer.proto",
             "product/v1/product.proto",
+            "google/rpc/status.proto",
+            "google/rpc/error_details.proto",
         ] {
             assert!(names.iter().any(|n| n == needed), "missing {needed} in {names:?}");
         }
