@@ -17,6 +17,7 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub mod testing;
 pub mod validate;
 
 pub use config::{LogFormat, ServerConfig, ServiceSpec};

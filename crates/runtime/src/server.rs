@@ -3,8 +3,7 @@
 use std::{future::Future, net::SocketAddr, process::ExitCode};
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::service::Routes;
+use tonic::{service::Routes, transport::server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tonic_reflection::server::Builder as ReflectionBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -93,13 +92,15 @@ pub async fn serve_with_listener(
         }
     };
 
+    // Small unary responses must not wait for Nagle + delayed ACK (~40 ms).
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let concurrency = usize::try_from(config.concurrency_limit).unwrap_or(usize::MAX);
     let server = tonic::transport::Server::builder()
         .timeout(config.request_timeout)
         .layer(GrpcTraceLayer)
         .layer(GlobalConcurrencyLimitLayer::new(concurrency))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        .serve_with_incoming_shutdown(incoming, signal);
     tokio::pin!(server);
 
     tracing::info!(%addr, service = spec.service_name, "listening");

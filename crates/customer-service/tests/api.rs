@@ -1,0 +1,321 @@
+//! Starts the real server on 127.0.0.1:0 and drives every RPC through the
+//! generated tonic client, including the error paths.
+
+use api::customer::v1::{
+    CreateCustomerRequest, Customer, DeleteCustomerRequest, GetCustomerRequest,
+    ListCustomersRequest, UpdateCustomerRequest, customer_service_client::CustomerServiceClient,
+};
+use prost_types::FieldMask;
+use service_runtime::{RunningServer, ServerConfig, testing};
+use tonic::{Code, Status, transport::Channel};
+use tonic_types::StatusExt;
+
+async fn start(empty: bool) -> (RunningServer, CustomerServiceClient<Channel>) {
+    let mut config = ServerConfig::for_tests(&customer_service::SPEC);
+    config.empty = empty;
+    let routes = customer_service::routes(&config);
+    let server = RunningServer::start(&customer_service::SPEC, config, routes)
+        .await
+        .expect("server starts");
+    let channel = testing::channel(&server.endpoint())
+        .await
+        .expect("connects");
+    (server, CustomerServiceClient::new(channel))
+}
+
+fn customer(name: &str, email: &str) -> Customer {
+    Customer {
+        name: name.into(),
+        email: email.into(),
+        ..Customer::default()
+    }
+}
+
+fn create(c: Customer) -> CreateCustomerRequest {
+    CreateCustomerRequest { customer: Some(c) }
+}
+
+fn assert_invalid(status: &Status, fields: &[&str]) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(testing::violation_fields(status), fields, "{status:?}");
+}
+
+#[tokio::test]
+async fn crud_round_trip() {
+    let (server, mut client) = start(false).await;
+
+    let created = client
+        .create_customer(create(Customer {
+            id: "ignored".into(),
+            phone: "+1 555-0100".into(),
+            ..customer("  Barbara Liskov ", "barbara@example.com")
+        }))
+        .await
+        .expect("created")
+        .into_inner();
+    assert!(created.id.starts_with("cus_") && created.id != "ignored");
+    assert_eq!(created.name, "Barbara Liskov", "trimmed");
+    assert!(created.create_time.is_some());
+    assert_eq!(created.create_time, created.update_time);
+
+    let got = client
+        .get_customer(GetCustomerRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got, created);
+
+    // Without a mask only the set fields change.
+    let updated = client
+        .update_customer(UpdateCustomerRequest {
+            customer: Some(Customer {
+                id: created.id.clone(),
+                name: "B. Liskov".into(),
+                ..Customer::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .expect("update")
+        .into_inner();
+    assert_eq!(
+        (updated.name.as_str(), updated.phone.as_str()),
+        ("B. Liskov", "+1 555-0100")
+    );
+    assert_eq!(updated.create_time, created.create_time);
+    assert_ne!(updated.update_time, created.update_time);
+
+    // With a mask a field can be cleared.
+    let cleared = client
+        .update_customer(UpdateCustomerRequest {
+            customer: Some(Customer {
+                id: created.id.clone(),
+                name: "not applied".into(),
+                ..Customer::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["phone".into()],
+            }),
+        })
+        .await
+        .expect("update with mask")
+        .into_inner();
+    assert_eq!(
+        (cleared.name.as_str(), cleared.phone.as_str()),
+        ("B. Liskov", "")
+    );
+
+    client
+        .delete_customer(DeleteCustomerRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .expect("delete");
+    let again = client
+        .delete_customer(DeleteCustomerRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .expect_err("gone");
+    assert_eq!(again.code(), Code::NotFound);
+    let get = client
+        .get_customer(GetCustomerRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .expect_err("gone");
+    assert_eq!(get.code(), Code::NotFound);
+    let info = get.get_details_resource_info().expect("resource info");
+    assert_eq!(
+        (info.resource_type.as_str(), info.resource_name.as_str()),
+        ("customer.v1.Customer", created.id.as_str())
+    );
+
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn validation_errors_carry_field_violations() {
+    let (server, mut client) = start(false).await;
+
+    let err = client
+        .create_customer(create(customer("", "ok@example.com")))
+        .await
+        .expect_err("empty name");
+    assert_invalid(&err, &["customer.name"]);
+    let err = client
+        .create_customer(create(customer("Ann", "not-an-email")))
+        .await
+        .expect_err("bad email");
+    assert_invalid(&err, &["customer.email"]);
+    let err = client
+        .create_customer(create(Customer {
+            phone: "call me".into(),
+            ..customer(" ", "x")
+        }))
+        .await
+        .expect_err("three at once");
+    assert_invalid(&err, &["customer.name", "customer.email", "customer.phone"]);
+    let err = client
+        .create_customer(CreateCustomerRequest { customer: None })
+        .await
+        .expect_err("missing");
+    assert_invalid(&err, &["customer"]);
+
+    let err = client
+        .get_customer(GetCustomerRequest { id: String::new() })
+        .await
+        .expect_err("empty id");
+    assert_invalid(&err, &["id"]);
+    let err = client
+        .get_customer(GetCustomerRequest {
+            id: "cus_999999".into(),
+        })
+        .await
+        .expect_err("unknown");
+    assert_eq!(err.code(), Code::NotFound);
+
+    let err = client
+        .update_customer(UpdateCustomerRequest {
+            customer: Some(Customer {
+                id: "cus_000001".into(),
+                ..Customer::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["nickname".into(), "create_time".into()],
+            }),
+        })
+        .await
+        .expect_err("bad mask");
+    assert_invalid(&err, &["update_mask.paths", "update_mask.paths"]);
+    let err = client
+        .update_customer(UpdateCustomerRequest {
+            customer: Some(Customer {
+                id: "cus_000001".into(),
+                ..Customer::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["name".into()],
+            }),
+        })
+        .await
+        .expect_err("clearing a required field");
+    assert_invalid(&err, &["customer.name"]);
+    let err = client
+        .update_customer(UpdateCustomerRequest {
+            customer: Some(customer("A", "")),
+            update_mask: None,
+        })
+        .await
+        .expect_err("no id");
+    assert_invalid(&err, &["customer.id"]);
+
+    let err = client
+        .list_customers(ListCustomersRequest {
+            page_size: -1,
+            page_token: String::new(),
+        })
+        .await
+        .expect_err("negative page size");
+    assert_invalid(&err, &["page_size"]);
+    let err = client
+        .list_customers(ListCustomersRequest {
+            page_size: 2,
+            page_token: "garbage".into(),
+        })
+        .await
+        .expect_err("garbage token");
+    assert_invalid(&err, &["page_token"]);
+
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn duplicate_email_is_already_exists_on_create_and_update() {
+    let (server, mut client) = start(false).await;
+    let err = client
+        .create_customer(create(customer("Ada Again", "ADA@example.com")))
+        .await
+        .expect_err("dup");
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    let info = err.get_details_error_info().expect("error info");
+    assert_eq!(info.reason, "EMAIL_ALREADY_EXISTS");
+    assert_eq!(
+        err.get_details_resource_info()
+            .expect("resource info")
+            .resource_name,
+        "cus_000001"
+    );
+
+    let other = client
+        .create_customer(create(customer("Bob", "bob@example.com")))
+        .await
+        .expect("created");
+    let err = client
+        .update_customer(UpdateCustomerRequest {
+            customer: Some(Customer {
+                id: other.into_inner().id,
+                email: "grace.hopper@example.com".into(),
+                ..Customer::default()
+            }),
+            update_mask: None,
+        })
+        .await
+        .expect_err("dup on update");
+    assert_eq!(err.code(), Code::AlreadyExists);
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn paging_visits_every_record_exactly_once() {
+    let (server, mut client) = start(true).await;
+    for i in 0..23 {
+        client
+            .create_customer(create(customer(
+                &format!("C {i}"),
+                &format!("c{i}@example.com"),
+            )))
+            .await
+            .expect("created");
+    }
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = client
+            .list_customers(ListCustomersRequest {
+                page_size: 5,
+                page_token: token,
+            })
+            .await
+            .expect("page")
+            .into_inner();
+        pages += 1;
+        assert!(page.customers.len() <= 5);
+        seen.extend(page.customers.into_iter().map(|c| c.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(pages, 5);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (23, 23));
+    assert_eq!(seen, unique, "creation order");
+
+    let all = client
+        .list_customers(ListCustomersRequest {
+            page_size: 0,
+            page_token: String::new(),
+        })
+        .await
+        .expect("default page")
+        .into_inner();
+    assert_eq!(all.customers.len(), 23);
+    assert!(all.next_page_token.is_empty(), "last page has no token");
+    server.shutdown().await.expect("clean shutdown");
+}

@@ -1,0 +1,111 @@
+//! Health, reflection and graceful shutdown of the real server.
+
+use service_runtime::{RunningServer, ServerConfig, testing};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+const OWN: &str = "customer.v1.CustomerService";
+const OTHER: &str = "product.v1.ProductService";
+const HEALTH: &str = "grpc.health.v1.Health";
+
+async fn start(reflect_whole_api: bool) -> RunningServer {
+    let mut config = ServerConfig::for_tests(&customer_service::SPEC);
+    config.reflect_whole_api = reflect_whole_api;
+    let routes = customer_service::routes(&config);
+    RunningServer::start(&customer_service::SPEC, config, routes)
+        .await
+        .expect("server starts")
+}
+
+#[tokio::test]
+async fn health_is_serving_then_not_serving_once_shutdown_starts() {
+    let mut server = start(false).await;
+    let channel = testing::channel(&server.endpoint())
+        .await
+        .expect("connects");
+    for service in ["", OWN] {
+        assert_eq!(
+            testing::health(channel.clone(), service)
+                .await
+                .expect("check"),
+            ServingStatus::Serving
+        );
+    }
+    let unknown = testing::health(channel.clone(), "nope.v1.Nope")
+        .await
+        .expect_err("unknown service");
+    assert!(
+        unknown.to_string().contains("NotFound") || unknown.to_string().contains("not found"),
+        "{unknown}"
+    );
+
+    let mut overall = HealthClient::new(channel.clone())
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut own = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: OWN.into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    for stream in [&mut overall, &mut own] {
+        let first = stream.message().await.expect("stream").expect("status");
+        assert_eq!(first.status(), ServingStatus::Serving);
+    }
+
+    server.trigger_shutdown();
+    for stream in [&mut overall, &mut own] {
+        let next = stream.message().await.expect("stream").expect("status");
+        assert_eq!(next.status(), ServingStatus::NotServing);
+    }
+    drop((overall, own));
+    server.shutdown().await.expect("drains and stops");
+}
+
+#[tokio::test]
+async fn reflection_lists_own_service_over_v1_and_v1alpha() {
+    let server = start(false).await;
+    let channel = testing::channel(&server.endpoint())
+        .await
+        .expect("connects");
+    let v1 = testing::reflection_services_v1(channel.clone())
+        .await
+        .expect("v1");
+    assert_eq!(v1, [OWN, HEALTH, "grpc.reflection.v1.ServerReflection"]);
+    let v1alpha = testing::reflection_services_v1alpha(channel)
+        .await
+        .expect("v1alpha");
+    assert_eq!(
+        v1alpha,
+        [OWN, HEALTH, "grpc.reflection.v1alpha.ServerReflection"]
+    );
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test]
+async fn reflect_whole_api_lists_both_api_services() {
+    let server = start(true).await;
+    let channel = testing::channel(&server.endpoint())
+        .await
+        .expect("connects");
+    for services in [
+        testing::reflection_services_v1(channel.clone())
+            .await
+            .expect("v1"),
+        testing::reflection_services_v1alpha(channel)
+            .await
+            .expect("v1alpha"),
+    ] {
+        assert!(
+            services.contains(&OWN.to_owned()) && services.contains(&OTHER.to_owned()),
+            "{services:?}"
+        );
+    }
+    server.shutdown().await.expect("clean shutdown");
+}
