@@ -397,3 +397,30 @@ undeploy:
     fi
     kubectl delete namespace "{{eg_namespace}}" --ignore-not-found
     echo "undeployed (CRDs kept: kubectl get crd | grep -e gateway.networking.k8s.io -e gateway.envoyproxy.io)"
+
+# ---- develop ----
+
+# Build every crate (debug)
+build:
+    cargo build --workspace --locked
+
+# Run the Rust unit and integration tests (real servers on 127.0.0.1:0)
+test-rust:
+    cargo test --workspace --locked
+
+# Check formatting and clippy (warnings are errors)
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Format the Rust code
+fmt:
+    cargo fmt --all
+
+# Run customer-service locally (:50051); e.g. `just run-customer --log-format json`
+run-customer *ARGS:
+    cargo run --locked --bin customer-service -- {{ARGS}}
+
+# Run product-service locally (:50052); e.g. `just run-product --empty`
+run-product *ARGS:
+    cargo run --locked --bin product-service -- {{ARGS}}
