@@ -145,6 +145,7 @@ image-check: _tools-buildah
     work="{{k8s_work}}/buildah"; mkdir -p "$work"
     B=(buildah --root "$work/storage" --runroot "$work/run" --storage-driver vfs)
     export BUILDAH_ISOLATION=chroot
+    "${B[@]}" rm --all >/dev/null 2>&1 || true   # leftovers of an interrupted run (private storage)
     grpcurl=$(command -v grpcurl || echo /root/go/bin/grpcurl)
     tag=$(just --quiet _image-tag)
     pids=(); ctrs=()
@@ -153,19 +154,22 @@ image-check: _tools-buildah
       for c in "${ctrs[@]}"; do "${B[@]}" rm "$c" >/dev/null 2>&1 || true; done
     }
     trap cleanup EXIT
-    port=50051
     for svc in {{k8s_services}}; do
       bin="target/$target/release/$svc"
       echo "==> $svc"
       file -b "$bin"
-      if ldd "$bin" >/dev/null 2>&1; then echo "FAIL: $bin is dynamically linked" >&2; ldd "$bin" >&2; exit 1; fi
+      # `ldd` exits 0 on static-pie too, so judge by what it prints: no "=>" (no shared libraries).
+      if ! file -b "$bin" | grep -qE 'static(-pie)? linked|statically linked' || ldd "$bin" 2>&1 | grep -q '=>'; then
+        echo "FAIL: $bin is dynamically linked" >&2; ldd "$bin" >&2; exit 1
+      fi
+      echo "ldd: $(ldd "$bin" 2>&1 | tr -d '\t')"
       # The same layout as the Dockerfile's runtime stage.
       ctr=$("${B[@]}" from --name "check-$svc" scratch); ctrs+=("$ctr")
       "${B[@]}" copy --chown 65532:65532 "$ctr" "$bin" /service >/dev/null
       "${B[@]}" config --user 65532:65532 --entrypoint '["/service"]' --cmd '' \
         --port 50051 --port 50052 --label "org.opencontainers.image.title=$svc" "$ctr"
       "${B[@]}" commit --quiet --rm "$ctr" "envoy-poc/$svc:$tag" >/dev/null; ctrs=("${ctrs[@]:0:${#ctrs[@]}-1}")
-      "${B[@]}" inspect --type image --format 'user={{{{.OCIv1.Config.User}} entrypoint={{{{.OCIv1.Config.Entrypoint}}' "envoy-poc/$svc:$tag"
+      "${B[@]}" inspect --type image --format 'user={{{{.OCIv1.Config.User}} entrypoint={{{{.OCIv1.Config.Entrypoint}}{{{{println}}' "envoy-poc/$svc:$tag"
       size=$("${B[@]}" images --noheading --format '{{{{.Size}}' "envoy-poc/$svc:$tag")
       bytes=$(stat -c %s "$bin")
       echo "image envoy-poc/$svc:$tag: $size (binary $((bytes / 1024)) KiB)"
@@ -177,16 +181,22 @@ image-check: _tools-buildah
       "${B[@]}" run --user 65532:65532 "$ctr" -- /service --help >/dev/null
       rootfs=$("${B[@]}" mount "$ctr")
       log="$work/$svc.log"
+      # A free port (50051/50052 may be taken by a dev server on this machine).
+      port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
       chroot --userspec=65532:65532 "$rootfs" /service --host 127.0.0.1 --port "$port" \
         --drain-timeout 2s >"$log" 2>&1 & pid=$!; pids+=("$pid")
       health() { "$grpcurl" -plaintext -max-time 1 -d "{\"service\":\"$1\"}" "127.0.0.1:$port" grpc.health.v1.Health/Check 2>/dev/null || true; }
       ok=""
       for _ in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
         if health "" | grep -q '"SERVING"'; then ok=1; break; fi
         sleep 0.2
       done
-      [ -n "$ok" ] || { echo "FAIL: $svc from the image never became SERVING" >&2; cat "$log" >&2; exit 1; }
-      echo "$svc from the image: health \"\" SERVING on 127.0.0.1:$port as uid 65532"
+      [ -n "$ok" ] && kill -0 "$pid" 2>/dev/null \
+        || { echo "FAIL: $svc from the image never became SERVING" >&2; cat "$log" >&2; exit 1; }
+      case "$svc" in customer-service) name=customer.v1.CustomerService ;; *) name=product.v1.ProductService ;; esac
+      health "$name" | grep -q '"SERVING"' || { echo "FAIL: $svc: health \"$name\" is not SERVING" >&2; exit 1; }
+      echo "$svc from the image: health \"\" and \"$name\" SERVING on 127.0.0.1:$port as uid 65532"
       # SIGTERM must end it within the drain timeout, with status 0.
       kill -TERM "$pid"
       for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -194,12 +204,11 @@ image-check: _tools-buildah
       wait "$pid" || { echo "FAIL: $svc exited non-zero after SIGTERM" >&2; cat "$log" >&2; exit 1; }
       echo "$svc: SIGTERM -> clean exit"
       "${B[@]}" umount "$ctr" >/dev/null
-      port=$((port + 1))
     done
     echo "image-check: ok"
 
 # Offline Kubernetes checks: every overlay builds, every object (built-in and CRD) validates against its schema with unknown fields rejected, and the validator is proven to reject broken manifests
-test-k8s: _tools-k8s
+test-k8s: _tools-k8s && image-check
     #!/usr/bin/env bash
     set -euo pipefail
     work="{{k8s_work}}/test"; rm -rf "$work"; mkdir -p "$work/rendered" "$work/crds"
