@@ -24,6 +24,7 @@ pub fn init(format: LogFormat) {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_span_list(false)
             .try_init(),
     };
     // An error only means a subscriber is already installed (tests start many servers).
