@@ -20,6 +20,20 @@ export PATH := tools_bin + ":" + env("PATH")
 default:
     @just --list --unsorted
 
+# ---- quick start ------------------------------------------------------------
+
+# Bring the whole local stack up: both services + Envoy Gateway (standalone) on :8080
+up: tools _build-services
+    ENVOY_VERSION={{envoy_version}} envoy-ext/standalone/stack.sh up
+    @just _examples
+
+# Everything CI checks: unit, integration, offline gateway/cluster checks, end-to-end
+test: tools test-rust test-k8s test-e2e
+
+# Stop exactly what `just up` started
+down:
+    ENVOY_VERSION={{envoy_version}} envoy-ext/standalone/stack.sh down
+
 # ---- tools ---------------------------------------------------------------
 
 # Install every pinned tool the recipes use (idempotent, offline afterwards)
@@ -59,6 +73,75 @@ _tools-go:
     install envoy-gateway github.com/envoyproxy/gateway/cmd/envoy-gateway {{envoy_gateway_version}}
     install egctl github.com/envoyproxy/gateway/cmd/egctl {{envoy_gateway_version}}
     install grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl {{grpcurl_version}}
+
+# ---- develop ----
+
+# Build every crate (debug)
+build:
+    cargo build --workspace --locked
+
+# Run the Rust unit and integration tests (real servers on 127.0.0.1:0)
+test-rust:
+    cargo test --workspace --locked --exclude e2e
+
+# Check formatting and clippy (warnings are errors)
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Format the Rust code
+fmt:
+    cargo fmt --all
+
+# Run customer-service locally (:50051); e.g. `just run-customer --log-format json`
+run-customer *ARGS:
+    cargo run --locked --bin customer-service -- {{ARGS}}
+
+# Run product-service locally (:50052); e.g. `just run-product --empty`
+run-product *ARGS:
+    cargo run --locked --bin product-service -- {{ARGS}}
+
+# ---- gateway ----
+
+# Is the local stack running? (pids, logs under .local/stack)
+ps:
+    ENVOY_VERSION={{envoy_version}} envoy-ext/standalone/stack.sh status
+
+# Re-render the gateway patches in k8s/gateway/ from proto/ (commit the result)
+render:
+    cargo run --quiet --locked -p envoy-ext
+
+# End-to-end tests through the local gateway; starts the stack if needed (and then stops it)
+test-e2e: tools _build-services
+    #!/usr/bin/env bash
+    set -euo pipefail
+    stack="envoy-ext/standalone/stack.sh"
+    export ENVOY_VERSION={{envoy_version}}
+    if "$stack" running; then
+      "$stack" up   # restarts a service whose binary was rebuilt
+    else
+      "$stack" up
+      trap '"$stack" down' EXIT
+    fi
+    cargo test --locked -p e2e
+
+_build-services:
+    cargo build --locked --bins -p customer-service -p product-service
+
+_examples:
+    #!/usr/bin/env bash
+    cat <<'EOF'
+
+    Try it (REST through the transcoder, gRPC through the GRPCRoutes):
+      curl -s localhost:8080/customers?page_size=2
+      curl -s -X POST localhost:8080/customers -d '{"name":"Ada","email":"ada@example.org"}'
+      curl -s -X PATCH localhost:8080/products/prd_000001 -d '{"stock_quantity":7}'
+      grpcurl -plaintext localhost:8080 list
+      grpcurl -plaintext -d '{"page_size":2}' localhost:8080 product.v1.ProductService/ListProducts
+    grpcurl and the other tools are in ~/.cache/envoy-poc/tools/bin (`just` puts them on PATH).
+    Logs: .local/stack/logs/{customer-service,product-service,envoy-gateway}.log
+    Stop: just down
+    EOF
 
 # ---- kubernetes ----
 # Images, kustomize manifests, the Envoy Gateway install and the cluster path.
@@ -139,6 +222,14 @@ image-check: _tools-buildah
     else
       target=x86_64-unknown-linux-gnu; flags="-C target-feature=+crt-static"
     fi
+    # The Docker build context (the `!` lines of .dockerignore) must hold the
+    # whole workspace, or `docker build` fails where nobody tested it.
+    ctx="{{k8s_work}}/docker-context"; rm -rf "$ctx"; mkdir -p "$ctx"
+    for path in $(sed -n 's|^!\(.*\)|\1|p' .dockerignore); do cp -r --parents "${path%/}" "$ctx/"; done
+    find "$ctx" -name target -type d -prune -exec rm -rf {} +
+    (cd "$ctx" && cargo metadata --no-deps --offline --format-version 1 >/dev/null) \
+      || { echo "FAIL: the Docker build context misses workspace files (see .dockerignore)" >&2; exit 1; }
+    echo "docker build context: workspace loads from $(sed -n 's|^!||p' .dockerignore | tr '\n' ' ')"
     echo "==> cargo build --release --target $target ${flags:+(RUSTFLAGS=$flags)}"
     RUSTFLAGS="$flags" cargo build --release --locked --target "$target" \
       $(printf -- '-p %s ' {{k8s_services}})
@@ -406,30 +497,3 @@ undeploy:
     fi
     kubectl delete namespace "{{eg_namespace}}" --ignore-not-found
     echo "undeployed (CRDs kept: kubectl get crd | grep -e gateway.networking.k8s.io -e gateway.envoyproxy.io)"
-
-# ---- develop ----
-
-# Build every crate (debug)
-build:
-    cargo build --workspace --locked
-
-# Run the Rust unit and integration tests (real servers on 127.0.0.1:0)
-test-rust:
-    cargo test --workspace --locked
-
-# Check formatting and clippy (warnings are errors)
-lint:
-    cargo fmt --all --check
-    cargo clippy --workspace --all-targets --locked -- -D warnings
-
-# Format the Rust code
-fmt:
-    cargo fmt --all
-
-# Run customer-service locally (:50051); e.g. `just run-customer --log-format json`
-run-customer *ARGS:
-    cargo run --locked --bin customer-service -- {{ARGS}}
-
-# Run product-service locally (:50052); e.g. `just run-product --empty`
-run-product *ARGS:
-    cargo run --locked --bin product-service -- {{ARGS}}

@@ -7,7 +7,11 @@ use crate::{HCM_JSON_PATH, LISTENER_NAME, ROUTE_CONFIG_NAME, policy_header};
 /// caller finds in the JSON body, as the transcoder would have printed it
 /// for the same failure coming from a service.
 const GATEWAY_ERRORS: &[(u16, i32, &str)] = &[
-    (400, 3, "INVALID_ARGUMENT: malformed JSON, unknown query parameter"),
+    (
+        400,
+        3,
+        "INVALID_ARGUMENT: malformed JSON, unknown query parameter",
+    ),
     (401, 16, "UNAUTHENTICATED"),
     (403, 7, "PERMISSION_DENIED"),
     (404, 5, "NOT_FOUND: no method for this path"),
@@ -112,7 +116,9 @@ mod tests {
         let yaml = render_error_responses_policy();
         for &(http_status, grpc_code, _) in GATEWAY_ERRORS {
             let mapper = format!("default_value: {http_status}\n");
-            let start = yaml.find(&mapper).unwrap_or_else(|| panic!("no mapper for {http_status}"));
+            let start = yaml
+                .find(&mapper)
+                .unwrap_or_else(|| panic!("no mapper for {http_status}"));
             let code = yaml[start..]
                 .lines()
                 .find_map(|line| line.trim().strip_prefix("code: "))

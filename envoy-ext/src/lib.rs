@@ -24,7 +24,9 @@ use prost_types::FileDescriptorSet;
 pub const OUTPUT_DIR: &str = "k8s/gateway";
 
 /// Every rendered file: its name in [`OUTPUT_DIR`] and its content.
-pub fn render_all(descriptor_set: &[u8]) -> Result<Vec<(&'static str, String)>, prost::DecodeError> {
+pub fn render_all(
+    descriptor_set: &[u8],
+) -> Result<Vec<(&'static str, String)>, prost::DecodeError> {
     Ok(vec![
         ("transcoder.yaml", render_transcoder_policy(descriptor_set)?),
         ("error-responses.yaml", render_error_responses_policy()),

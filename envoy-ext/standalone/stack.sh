@@ -2,9 +2,11 @@
 # The local stack without a cluster: both services plus Envoy Gateway in
 # standalone mode (File provider, Host infrastructure) running a real Envoy.
 #
-#   stack.sh up      start what is not running, wait until the gateway answers
-#   stack.sh down    stop exactly what `up` started
-#   stack.sh status  show what runs
+#   stack.sh up       start what is not running (and restart a service whose
+#                     binary was rebuilt), wait until the gateway answers
+#   stack.sh down     stop exactly what `up` started
+#   stack.sh status   show what runs
+#   stack.sh running  exit 0 when everything runs and the gateway answers
 #
 # Everything lives under $STATE_DIR (default .local/stack): logs in logs/,
 # pid files in pids/. Tools come from `just tools` (on PATH via just).
@@ -25,9 +27,26 @@ alive() { # name
   [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null
 }
 
+stop() { # name
+  local name=$1
+  if alive "$name"; then
+    # Negative pid: the whole process group started by `start`.
+    kill -TERM -- "-$(cat "$pids/$name.pid")" 2>/dev/null || true
+    local deadline=$((SECONDS + 15))
+    while alive "$name" && ((SECONDS < deadline)); do sleep 0.1; done
+    alive "$name" && kill -KILL -- "-$(cat "$pids/$name.pid")" 2>/dev/null || true
+    log "$name: stopped"
+  fi
+  rm -f "$pids/$name.pid"
+}
+
 start() { # name command...
   local name=$1
   shift
+  if alive "$name" && [ "$1" -nt "$pids/$name.pid" ]; then
+    log "$name: binary rebuilt, restarting"
+    stop "$name"
+  fi
   if alive "$name"; then
     log "$name: already running (pid $(cat "$pids/$name.pid"))"
     return
@@ -48,7 +67,7 @@ wait_for() { # description timeout-seconds command...
       log "timed out after ${timeout}s waiting for $what; see $logs/"
       return 1
     fi
-    sleep 0.2
+    sleep 0.1
   done
 }
 
@@ -87,17 +106,11 @@ up() {
 
 down() {
   local name
-  for name in envoy-gateway product-service customer-service; do
-    if alive "$name"; then
-      # Negative pid: the whole process group started by `start`.
-      kill -TERM -- "-$(cat "$pids/$name.pid")" 2>/dev/null || true
-      local deadline=$((SECONDS + 15))
-      while alive "$name" && ((SECONDS < deadline)); do sleep 0.2; done
-      alive "$name" && kill -KILL -- "-$(cat "$pids/$name.pid")" 2>/dev/null || true
-      log "$name: stopped"
-    fi
-    rm -f "$pids/$name.pid"
-  done
+  for name in envoy-gateway product-service customer-service; do stop "$name"; done
+}
+
+running() {
+  alive customer-service && alive product-service && alive envoy-gateway && gateway_answers
 }
 
 status() {
@@ -111,8 +124,9 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
+  running) running ;;
   *)
-    log "usage: $0 up|down|status"
+    log "usage: $0 up|down|status|running"
     exit 2
     ;;
 esac

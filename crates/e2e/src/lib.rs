@@ -1,0 +1,138 @@
+//! Clients for the end-to-end tests: REST (reqwest) and gRPC (tonic) through
+//! the gateway, each bound to its own loopback source address.
+//!
+//! The gateway's rate limits are per client IP. Every test that cares about
+//! limits takes a fresh address from 127.0.0.0/8 ([`fresh_client_ip`]), so it
+//! starts with full buckets whatever ran before it, in this run or the last.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use tonic::transport::{Channel, Endpoint};
+
+pub use service_runtime::testing::TestError;
+
+/// Where the gateway listens; `E2E_GATEWAY` overrides (e.g. a cluster's).
+pub fn gateway_url() -> String {
+    std::env::var("E2E_GATEWAY").unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned())
+}
+
+/// Rate limits as configured in k8s/gateway/ratelimit.yaml, per client IP and
+/// minute. A unit test below keeps these in step with the YAML.
+pub mod limits {
+    pub const CUSTOMERS_PER_MINUTE: u32 = 100;
+    pub const PRODUCTS_PER_MINUTE: u32 = 200;
+    /// The gateway-wide default, for routes without their own policy
+    /// (reflection).
+    pub const GATEWAY_DEFAULT_PER_MINUTE: u32 = 60;
+}
+
+/// A loopback address no other test of this run has used, and unlikely to
+/// have been used in the last minute: 127.<run>.<n>.<n>, where <run> changes
+/// every run.
+pub fn fresh_client_ip() -> IpAddr {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32 ^ std::process::id())
+        .unwrap_or(0);
+    // Second octet from the run (never 0: 127.0.0.1 is the humans' address),
+    // last two from the counter (last octet never .0 or .255).
+    let run = (seed % 250 + 2) as u8;
+    let hi = (n / 254 % 256) as u8;
+    let lo = (n % 254 + 1) as u8;
+    IpAddr::V4(Ipv4Addr::new(127, run, hi, lo))
+}
+
+/// A REST client whose requests come from `ip`.
+pub fn rest_client(ip: IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_else(|err| panic!("building the HTTP client failed: {err}"))
+}
+
+/// A gRPC channel to the gateway whose calls come from `ip`.
+pub async fn grpc_channel(ip: IpAddr) -> Result<Channel, TestError> {
+    let endpoint = Endpoint::from_shared(gateway_url())?
+        .local_address(Some(ip))
+        .timeout(Duration::from_secs(10));
+    endpoint.connect().await.map_err(|err| {
+        format!(
+            "cannot reach the gateway at {}: {err} (is the stack up? `just up`)",
+            gateway_url()
+        )
+        .into()
+    })
+}
+
+/// `path` on the gateway, e.g. `/customers`.
+pub fn url(path: &str) -> String {
+    format!("{}{path}", gateway_url())
+}
+
+/// A value unique to this call, for emails and SKUs that must not collide
+/// with earlier runs against the same long-running stack.
+pub fn unique_suffix() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos:x}{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The most requests a token bucket of `per_minute` may admit within
+/// `elapsed` starting full: Envoy refills continuously (one token every
+/// 60/per_minute seconds), so a burst that takes time earns a few more.
+pub fn max_admitted(per_minute: u32, elapsed: Duration) -> u32 {
+    let refilled = (elapsed.as_secs_f64() * f64::from(per_minute) / 60.0).ceil() as u32;
+    per_minute + refilled + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The YAML document of the BackendTrafficPolicy named `name`.
+    fn policy(name: &str) -> String {
+        let yaml = include_str!("../../../k8s/gateway/ratelimit.yaml");
+        yaml.split("\n---\n")
+            .find(|doc| doc.contains(&format!("\n  name: {name}\n")))
+            .unwrap_or_else(|| panic!("no policy {name}"))
+            .to_owned()
+    }
+
+    #[test]
+    fn limits_match_the_gateway_config() {
+        for (name, per_minute) in [
+            ("customer-service", limits::CUSTOMERS_PER_MINUTE),
+            ("product-service", limits::PRODUCTS_PER_MINUTE),
+            ("gateway-wide", limits::GATEWAY_DEFAULT_PER_MINUTE),
+        ] {
+            let doc = policy(name);
+            assert!(
+                doc.contains(&format!("requests: {per_minute}\n")) && doc.contains("unit: Minute"),
+                "{name}: expected {per_minute}/minute in\n{doc}"
+            );
+        }
+    }
+
+    #[test]
+    fn fresh_ips_are_distinct_loopback_and_never_the_default() {
+        let ips: Vec<IpAddr> = (0..300).map(|_| fresh_client_ip()).collect();
+        for ip in &ips {
+            assert!(ip.is_loopback());
+            assert_ne!(*ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        let mut unique = ips.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ips.len());
+    }
+}

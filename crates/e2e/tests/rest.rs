@@ -1,0 +1,333 @@
+//! REST through the gateway: Envoy's gRPC-JSON transcoder in front of the
+//! real services. JSON in, JSON out, errors as google.rpc.Status JSON.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use e2e::{fresh_client_ip, rest_client, unique_suffix, url};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+
+fn client() -> Client {
+    rest_client(fresh_client_ip())
+}
+
+/// Status and parsed JSON body; every answer must be JSON, errors included.
+async fn json_of(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.expect("body");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{status}: content-type {content_type:?}, body {text}"
+    );
+    let body = serde_json::from_str(&text).unwrap_or_else(|err| panic!("{status}: {err}: {text}"));
+    (status, body)
+}
+
+/// Asserts a google.rpc.Status-shaped error body with this gRPC code.
+fn assert_error(body: &Value, grpc_code: i64) {
+    assert_eq!(body["code"], grpc_code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(body["details"].is_array(), "{body}");
+}
+
+#[tokio::test]
+async fn customer_crud_round_trip() {
+    let http = client();
+    let email = format!("rest-{}@example.com", unique_suffix());
+
+    let (status, created) = json_of(
+        http.post(url("/customers"))
+            .json(&json!({"name": "Rest Roundtrip", "email": email, "phone": "+1 555 0100"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = created["id"]
+        .as_str()
+        .expect("server-assigned id")
+        .to_owned();
+    assert_eq!(created["email"], email);
+    assert!(created["create_time"].is_string());
+
+    let (status, fetched) = json_of(
+        http.get(url(&format!("/customers/{id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(fetched, created);
+
+    // PATCH without a mask changes only what the body sets.
+    let (status, patched) = json_of(
+        http.patch(url(&format!("/customers/{id}")))
+            .json(&json!({"name": "Rest Renamed"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["name"], "Rest Renamed");
+    assert_eq!(patched["phone"], "+1 555 0100");
+
+    // With update_mask a field can be cleared.
+    let (status, cleared) = json_of(
+        http.patch(url(&format!("/customers/{id}?update_mask=phone")))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{cleared}");
+    assert_eq!(cleared["phone"], "", "primitive fields are always printed");
+    assert_eq!(cleared["name"], "Rest Renamed");
+
+    let (status, empty) = json_of(
+        http.delete(url(&format!("/customers/{id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(empty, json!({}));
+
+    let (status, gone) = json_of(
+        http.get(url(&format!("/customers/{id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&gone, 5);
+    assert_eq!(
+        gone["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.ResourceInfo"
+    );
+}
+
+#[tokio::test]
+async fn product_crud_and_category_filter() {
+    let http = client();
+    let suffix = unique_suffix();
+    let category = format!("e2e-{suffix}");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let (status, created) = json_of(
+            http.post(url("/products"))
+                .json(&json!({
+                    "name": format!("Widget {n}"),
+                    "sku": format!("E2E-{suffix}-{n}"),
+                    "description": "made by the e2e suite",
+                    "price_minor_units": 1999 + n,
+                    "currency_code": "EUR",
+                    "stock_quantity": n,
+                    "category": category,
+                }))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{created}");
+        // proto3 JSON prints int64 as a string, int32 as a number.
+        assert_eq!(created["price_minor_units"], (1999 + n).to_string());
+        assert_eq!(created["stock_quantity"], n);
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+
+    // Page through the category two at a time: every product exactly once.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (status, page) = json_of(
+            // Page tokens are base64url: safe in a query string as they are.
+            http.get(url(&format!(
+                "/products?category={category}&page_size=2&page_token={token}"
+            )))
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for product in page["products"].as_array().unwrap() {
+            assert_eq!(product["category"], category.as_str());
+            seen.push(product["id"].as_str().unwrap().to_owned());
+        }
+        token = page["next_page_token"].as_str().unwrap().to_owned();
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, ids);
+
+    let (status, patched) = json_of(
+        http.patch(url(&format!(
+            "/products/{}?update_mask=stock_quantity",
+            ids[2]
+        )))
+        .json(&json!({"stock_quantity": 0}))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["stock_quantity"], 0);
+
+    for id in &ids {
+        let response = http
+            .delete(url(&format!("/products/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn validation_errors_are_400_with_field_violations() {
+    let (status, body) = json_of(
+        client()
+            .post(url("/customers"))
+            .json(&json!({"name": "  ", "email": "not-an-email"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, 3);
+    let detail = &body["details"][0];
+    assert_eq!(detail["@type"], "type.googleapis.com/google.rpc.BadRequest");
+    let fields: Vec<&str> = detail["field_violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["customer.name", "customer.email"]);
+
+    let (status, body) = json_of(
+        client()
+            .post(url("/products"))
+            .json(&json!({"name": "Bad", "sku": format!("NEG-{}", unique_suffix()), "price_minor_units": -1, "currency_code": "USD"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, 3);
+
+    let (status, body) = json_of(
+        client()
+            .get(url("/customers?page_size=-1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, 3);
+
+    let (status, body) = json_of(
+        client()
+            .get(url("/customers?page_token=garbage"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, 3);
+}
+
+#[tokio::test]
+async fn duplicate_email_is_409() {
+    let http = client();
+    let customer =
+        json!({"name": "Twice", "email": format!("twice-{}@example.com", unique_suffix())});
+    let (status, first) = json_of(
+        http.post(url("/customers"))
+            .json(&customer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = json_of(
+        http.post(url("/customers"))
+            .json(&customer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_error(&body, 6);
+    let id = first["id"].as_str().unwrap();
+    http.delete(url(&format!("/customers/{id}")))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn gateway_errors_are_json_too() {
+    let http = client();
+    // A path no method maps to: 404, not 415 or 503.
+    let (status, body) = json_of(http.get(url("/nope")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, 5);
+
+    // A method the API does not map on an existing path: 404, consistently.
+    let (status, body) = json_of(
+        http.put(url("/customers/cus_000001"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, 5);
+
+    // Unknown query parameters are rejected rather than silently ignored.
+    let (status, body) =
+        json_of(http.get(url("/customers?pagesize=5")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, 3);
+    assert!(
+        body["message"].as_str().unwrap().contains("pagesize"),
+        "{body}"
+    );
+
+    // Malformed JSON.
+    let (status, body) = json_of(
+        http.post(url("/customers"))
+            .header("content-type", "application/json")
+            .body("{\"name\":")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, 3);
+}

@@ -1,0 +1,198 @@
+//! Envoy Gateway's own translator, offline: `egctl x translate` turns the
+//! cluster overlay (through `tests/translate/`, see its kustomization) into
+//! the xDS that Envoy would receive, and we check what this project relies
+//! on. Needs `kubectl` and `egctl` on PATH (`just tools`; `just test` runs it).
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::{path::Path, process::Command, sync::OnceLock};
+
+use serde_json::Value;
+
+fn run(program: &str, args: &[&str], stdin_file: Option<&Path>) -> String {
+    let mut command = Command::new(program);
+    command.args(args);
+    if let Some(file) = stdin_file {
+        command.stdin(std::fs::File::open(file).unwrap());
+    }
+    let output = command.output().unwrap_or_else(|err| {
+        panic!("cannot run {program}: {err} (run `just tools`, then `just test`)")
+    });
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The translation, computed once for all tests.
+fn translation() -> &'static Value {
+    static TRANSLATION: OnceLock<Value> = OnceLock::new();
+    TRANSLATION.get_or_init(|| {
+        let overlay = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/translate");
+        let rendered = run("kubectl", &["kustomize", overlay.to_str().unwrap()], None);
+        let input =
+            std::env::temp_dir().join(format!("envoy-ext-translate-{}.yaml", std::process::id()));
+        std::fs::write(&input, rendered).unwrap();
+        let json = run(
+            "egctl",
+            &[
+                "x",
+                "translate",
+                "-f",
+                input.to_str().unwrap(),
+                "--to",
+                "gateway-api,xds",
+                "-o",
+                "json",
+            ],
+            None,
+        );
+        std::fs::remove_file(&input).ok();
+        serde_json::from_str(&json).unwrap()
+    })
+}
+
+/// The xDS config dump of the given type (e.g. `ListenersConfigDump`).
+fn config_dump(kind: &str) -> &'static Value {
+    translation()["xds"]["envoy-poc/eg"]["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["@type"].as_str().unwrap().ends_with(kind))
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+/// The HTTP connection manager of the gateway's port-8080 listener.
+fn gateway_hcm() -> &'static Value {
+    config_dump("ListenersConfigDump")["dynamicListeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["activeState"]["listener"])
+        .filter(|l| l["address"]["socketAddress"]["portValue"] == 8080)
+        .flat_map(|l| l["defaultFilterChain"]["filters"].as_array().unwrap())
+        .find(|f| f["name"] == "envoy.filters.network.http_connection_manager")
+        .map(|f| &f["typedConfig"])
+        .expect("an HTTP connection manager on :8080")
+}
+
+fn routes() -> Vec<&'static Value> {
+    config_dump("RoutesConfigDump")["dynamicRouteConfigs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|rc| rc["routeConfig"]["virtualHosts"].as_array().unwrap())
+        .flat_map(|vh| vh["routes"].as_array().unwrap())
+        .collect()
+}
+
+#[test]
+fn every_object_and_policy_is_accepted() {
+    let t = translation();
+    for kind in ["grpcRoutes", "backendTrafficPolicies", "envoyPatchPolicies"] {
+        let objects = t[kind].as_array().unwrap_or_else(|| panic!("no {kind}"));
+        assert!(!objects.is_empty(), "no {kind}");
+        for object in objects {
+            let name = object["metadata"]["name"].as_str().unwrap();
+            let conditions: Vec<&Value> = object["status"]["parents"]
+                .as_array()
+                .or(object["status"]["ancestors"].as_array())
+                .unwrap_or_else(|| panic!("{kind} {name}: no status"))
+                .iter()
+                .flat_map(|s| s["conditions"].as_array().unwrap())
+                .collect();
+            let accepted = conditions.iter().find(|c| c["type"] == "Accepted");
+            assert!(
+                accepted.is_some_and(|c| c["status"] == "True"),
+                "{kind} {name} not accepted: {conditions:?}"
+            );
+            for condition in &conditions {
+                // Merged/ResolvedRefs/... must not report a failure either.
+                assert_eq!(condition["status"], "True", "{kind} {name}: {condition}");
+            }
+        }
+    }
+}
+
+#[test]
+fn transcoder_is_the_first_http_filter_with_the_api_services() {
+    let hcm = gateway_hcm();
+    let filters = hcm["httpFilters"].as_array().unwrap();
+    assert_eq!(
+        filters[0]["name"], "envoy.filters.http.grpc_json_transcoder",
+        "{filters:?}"
+    );
+    let config = &filters[0]["typedConfig"];
+    assert_eq!(
+        config["services"],
+        serde_json::json!([
+            api::customer::v1::SERVICE_NAME,
+            api::product::v1::SERVICE_NAME
+        ])
+    );
+    assert_eq!(config["convertGrpcStatus"], true);
+    // The rate limiter runs after it, so transcoded calls are limited too.
+    let names: Vec<&str> = filters
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"envoy.filters.http.local_ratelimit"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn rest_callers_get_json_local_replies() {
+    let mappers = gateway_hcm()["localReplyConfig"]["mappers"]
+        .as_array()
+        .expect("localReplyConfig");
+    assert!(mappers.len() >= 10, "{mappers:?}");
+    assert!(
+        mappers
+            .iter()
+            .all(|m| m["bodyFormatOverride"]["jsonFormat"].is_object())
+    );
+}
+
+#[test]
+fn both_services_have_routes_clusters_and_their_own_limits() {
+    let clusters: Vec<&str> = config_dump("ClustersConfigDump")["dynamicActiveClusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cluster"]["name"].as_str().unwrap())
+        .collect();
+    for (route, per_minute) in [
+        ("grpcroute/envoy-poc/customer-service/", 100),
+        ("grpcroute/envoy-poc/product-service/", 200),
+        ("grpcroute/envoy-poc/grpc-reflection/", 60),
+    ] {
+        assert!(
+            clusters.iter().any(|c| c.starts_with(route)),
+            "no cluster for {route}: {clusters:?}"
+        );
+        let matching: Vec<&Value> = routes()
+            .into_iter()
+            .filter(|r| r["name"].as_str().unwrap().starts_with(route))
+            .collect();
+        assert!(!matching.is_empty(), "no route {route}");
+        for r in matching {
+            let limit = &r["typedPerFilterConfig"]["envoy.filters.http.local_ratelimit"];
+            assert_eq!(
+                limit["rateLimitedAsResourceExhausted"], true,
+                "{route}: {limit}"
+            );
+            let buckets: Vec<&Value> = limit["descriptors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| &d["tokenBucket"])
+                .collect();
+            assert_eq!(buckets.len(), 1, "{route}: {buckets:?}");
+            assert_eq!(buckets[0]["maxTokens"], per_minute, "{route}");
+            assert_eq!(buckets[0]["fillInterval"], "60s", "{route}");
+        }
+    }
+}
