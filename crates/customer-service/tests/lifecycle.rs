@@ -109,3 +109,46 @@ async fn reflect_whole_api_lists_both_api_services() {
     }
     server.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn drain_is_bounded_by_the_drain_timeout() {
+    let mut config = ServerConfig::for_tests(&customer_service::SPEC);
+    config.drain_timeout = std::time::Duration::from_millis(300);
+    let routes = customer_service::routes(&config);
+    let server = RunningServer::start(&customer_service::SPEC, config, routes)
+        .await
+        .expect("starts");
+    let channel = testing::channel(&server.endpoint())
+        .await
+        .expect("connects");
+    // A Watch is an in-flight request that never ends on its own.
+    let mut watch = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    assert_eq!(
+        watch
+            .message()
+            .await
+            .expect("stream")
+            .expect("status")
+            .status(),
+        ServingStatus::Serving
+    );
+
+    let started = std::time::Instant::now();
+    server
+        .shutdown()
+        .await
+        .expect("stops after the drain timeout");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= std::time::Duration::from_millis(300),
+        "{elapsed:?}"
+    );
+    assert!(elapsed < std::time::Duration::from_secs(2), "{elapsed:?}");
+    drop(watch);
+}

@@ -75,3 +75,69 @@ list_services!(
     tonic_reflection::pb::v1alpha,
     "Services listed by `grpc.reflection.v1alpha` (sorted; older grpcurl speaks only this)."
 );
+
+/// A service binary started as a child process on a free port (for tests of
+/// the real executable: flags, logs, signals).
+#[derive(Debug)]
+pub struct ChildServer {
+    child: std::process::Child,
+    /// The address from the `listening` log line.
+    pub addr: std::net::SocketAddr,
+}
+
+impl ChildServer {
+    /// Runs `binary --port 0 --log-format json ARGS…` and waits for its
+    /// `listening` log line (a readiness check, not a sleep).
+    pub fn start(binary: &str, args: &[&str]) -> Result<Self, TestError> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(binary)
+            .args(["--port", "0", "--log-format", "json"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let addr = loop {
+            let Some(line) = lines.next() else {
+                drop(child.kill());
+                return Err("exited before listening".into());
+            };
+            let line = line?;
+            if line.contains("\"message\":\"listening\"") {
+                let addr = line
+                    .split("\"addr\":\"")
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .ok_or("no addr in the listening line")?;
+                break addr.parse()?;
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Self { child, addr })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> Result<std::process::ExitStatus, TestError> {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            return Err("kill -TERM failed".into());
+        }
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            drop(self.child.kill());
+            drop(self.child.wait());
+        }
+    }
+}
