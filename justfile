@@ -372,8 +372,12 @@ _helm:
     mkdir -p "{{tools_bin}}"
     GOBIN="{{tools_bin}}" go install "helm.sh/helm/v3/cmd/helm@{{helm_version}}"
 
+# Refuse to talk to "no context" (kubectl would fall back to localhost:8080, where the local stack's gateway may listen)
+_k8s-context:
+    @kubectl config current-context >/dev/null 2>&1 || { echo "no kubectl context: enable Kubernetes in Docker Desktop or 'kind create cluster' (docs/setup-guide.md)" >&2; exit 1; }
+
 # Deploy to the current kubectl context: the pinned Envoy Gateway (helm), then k8s/overlays/cluster; prints the gateway address
-deploy: _helm
+deploy: _k8s-context _helm
     #!/usr/bin/env bash
     set -euo pipefail
     ctx=$(kubectl config current-context)
@@ -463,35 +467,45 @@ smoke:
     code=$(curl -s -o /dev/null -w '%{http_code}' "$base/$id")
     [ "$code" = 404 ] || fail "GET after DELETE gave $code, want 404"
     echo "REST CRUD /customers: ok"
-    # 150 requests in a burst against a 100/minute per-route limit.
-    limited=0
-    for _ in $(seq 1 150); do
-      code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$base?page_size=1")
-      [ "$code" = 429 ] && limited=$((limited + 1))
-    done
-    [ "$limited" -gt 0 ] || fail "150-request burst: no 429"
-    echo "rate limit: $limited of 150 burst requests got 429"
+    # A burst against the 100/minute per-route limit (SMOKE_BURST=0 skips it,
+    # e.g. against a shared local stack whose bucket others are using).
+    burst=${SMOKE_BURST:-150}
+    if [ "$burst" -gt 0 ]; then
+      limited=0
+      for _ in $(seq 1 "$burst"); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$base?page_size=1")
+        [ "$code" = 429 ] && limited=$((limited + 1))
+      done
+      [ "$limited" -gt 0 ] || fail "$burst-request burst: no 429"
+      echo "rate limit: $limited of $burst burst requests got 429"
+    else
+      echo "rate limit: burst skipped (SMOKE_BURST=0)"
+    fi
     echo "smoke: ok"
 
 # What is running: gateway status, routes, policies, pods
-status:
+status: _k8s-context
     -kubectl -n "{{eg_namespace}}" get deployments,pods,services
     -kubectl -n "{{k8s_namespace}}" get gateway,grpcroute,backendtrafficpolicy,envoypatchpolicy
     -kubectl -n "{{k8s_namespace}}" get deployments,pods,services,pdb,networkpolicy
     -@cat "{{k8s_work}}/gateway-address" 2>/dev/null | sed 's/^/gateway address: /'
 
 # Recent logs of both services (follow with: just logs -f)
-logs *args:
+logs *args: _k8s-context
     kubectl -n "{{k8s_namespace}}" logs -l app.kubernetes.io/part-of=envoy-poc --prefix --tail=100 --max-log-requests=10 {{args}}
 
 # Remove everything `deploy` created (idempotent; the Gateway API/EG CRDs stay)
-undeploy:
+undeploy: _k8s-context
     #!/usr/bin/env bash
     set -euo pipefail
     dir="{{k8s_work}}"
     if [ -e "$dir/port-forward.pid" ]; then kill "$(cat "$dir/port-forward.pid")" 2>/dev/null || true; rm -f "$dir/port-forward.pid"; fi
     rm -f "$dir/gateway-address"
-    kubectl delete -k k8s/overlays/cluster --ignore-not-found --wait=true
+    # Gateway API kinds are unknown to a cluster that never had Envoy Gateway;
+    # there is nothing of them to delete then, so that error is not fatal.
+    kubectl delete -k k8s/overlays/cluster --ignore-not-found --wait=true \
+      || echo "(some kinds are unknown to this cluster: nothing of them to delete)"
+    kubectl delete namespace "{{k8s_namespace}}" --ignore-not-found
     if command -v helm >/dev/null && helm -n "{{eg_namespace}}" status eg >/dev/null 2>&1; then
       helm -n "{{eg_namespace}}" uninstall eg --wait
     fi
