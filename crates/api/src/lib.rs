@@ -50,7 +50,10 @@ mod tests {
             "google/rpc/status.proto",
             "google/rpc/error_details.proto",
         ] {
-            assert!(names.iter().any(|n| n == needed), "missing {needed} in {names:?}");
+            assert!(
+                names.iter().any(|n| n == needed),
+                "missing {needed} in {names:?}"
+            );
         }
     }
 
@@ -85,7 +88,9 @@ mod tests {
             .iter()
             .flat_map(|f| {
                 let package = f.package().to_owned();
-                f.service.iter().map(move |s| format!("{package}.{}", s.name()))
+                f.service
+                    .iter()
+                    .map(move |s| format!("{package}.{}", s.name()))
             })
             .collect();
         assert!(services.contains(&customer::v1::SERVICE_NAME.to_owned()));
