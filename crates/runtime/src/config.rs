@@ -75,18 +75,19 @@ fn parse_duration(s: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(s)
 }
 
-/// Every flag that has an environment fallback, as (argument id, env suffix).
-const ENV_ARGS: &[(&str, &str)] = &[
-    ("host", "HOST"),
-    ("port", "PORT"),
-    ("log_format", "LOG_FORMAT"),
-    ("reflect_whole_api", "REFLECT_WHOLE_API"),
-    ("empty", "EMPTY"),
-    ("synthetic_records", "SYNTHETIC_RECORDS"),
-    ("drain_timeout", "DRAIN_TIMEOUT"),
-    ("request_timeout", "REQUEST_TIMEOUT"),
-    ("concurrency_limit", "CONCURRENCY_LIMIT"),
-    ("max_message_bytes", "MAX_MESSAGE_BYTES"),
+/// The environment suffixes (after `PREFIX_`) of every flag, in flag order;
+/// the argument id is the lower-cased suffix.
+pub const ENV_SUFFIXES: &[&str] = &[
+    "HOST",
+    "PORT",
+    "LOG_FORMAT",
+    "REFLECT_WHOLE_API",
+    "EMPTY",
+    "SYNTHETIC_RECORDS",
+    "DRAIN_TIMEOUT",
+    "REQUEST_TIMEOUT",
+    "CONCURRENCY_LIMIT",
+    "MAX_MESSAGE_BYTES",
 ];
 
 impl ServerConfig {
@@ -95,9 +96,10 @@ impl ServerConfig {
         let mut cmd = ServerConfig::augment_args(Command::new(spec.binary))
             .about(spec.about)
             .version(env!("CARGO_PKG_VERSION"));
-        for (id, suffix) in ENV_ARGS {
+        for suffix in ENV_SUFFIXES {
+            let id = suffix.to_lowercase();
             let env = format!("{}_{suffix}", spec.env_prefix);
-            cmd = cmd.mut_arg(*id, |arg| arg.env(env));
+            cmd = cmd.mut_arg(id, |arg| arg.env(env));
         }
         cmd.mut_arg("port", |arg| {
             arg.required(false)
@@ -207,7 +209,7 @@ mod tests {
             .get_arguments()
             .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
             .collect();
-        for (_, suffix) in ENV_ARGS {
+        for suffix in ENV_SUFFIXES {
             assert!(
                 envs.contains(&format!("DEMO_CFG_TEST_{suffix}")),
                 "{suffix} in {envs:?}"

@@ -141,3 +141,71 @@ impl Drop for ChildServer {
         }
     }
 }
+
+/// Checks that `binary --help` documents every flag's `PREFIX_*` environment
+/// name and the contract's defaults (the container image check runs `--help`).
+pub fn check_help(binary: &str, spec: &crate::ServiceSpec) -> Result<(), TestError> {
+    let out = std::process::Command::new(binary).arg("--help").output()?;
+    if !out.status.success() {
+        return Err(format!("--help exited with {:?}", out.status).into());
+    }
+    let help = String::from_utf8_lossy(&out.stdout);
+    let port = format!("[default: {}]", spec.default_port);
+    let mut needles: Vec<String> = crate::config::ENV_SUFFIXES
+        .iter()
+        .map(|suffix| format!("{}_{suffix}", spec.env_prefix))
+        .collect();
+    needles.extend(
+        [
+            port.as_str(),
+            "[default: 127.0.0.1]",
+            "[default: 10s]",
+            "[default: 5s]",
+            "[default: 1024]",
+            "[default: 4194304]",
+        ]
+        .map(str::to_owned),
+    );
+    match needles.iter().find(|n| !help.contains(n.as_str())) {
+        Some(missing) => Err(format!("{missing} missing from --help:\n{help}").into()),
+        None => Ok(()),
+    }
+}
+
+/// Checks that a bad `PREFIX_DRAIN_TIMEOUT` is rejected with a usage error.
+pub fn check_env_is_read(binary: &str, spec: &crate::ServiceSpec) -> Result<(), TestError> {
+    let out = std::process::Command::new(binary)
+        .env(
+            format!("{}_DRAIN_TIMEOUT", spec.env_prefix),
+            "not a duration",
+        )
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || !stderr.contains("drain-timeout") {
+        return Err(format!("bad env value accepted: {:?} {stderr}", out.status).into());
+    }
+    Ok(())
+}
+
+/// Starts `binary`, checks health SERVING for its service, sends SIGTERM and
+/// checks it exits 0 well before its (30 s) drain timeout once idle
+/// connections close.
+pub async fn check_serves_then_exits_zero_on_sigterm(
+    binary: &str,
+    spec: &crate::ServiceSpec,
+) -> Result<(), TestError> {
+    let server = ChildServer::start(binary, &["--empty", "--drain-timeout", "30s"])?;
+    let status = health(channel(&server.endpoint()).await?, spec.service_name).await?;
+    if status != ServingStatus::Serving {
+        return Err(format!("health is {status:?}").into());
+    }
+    // Keep this runtime (and so the client's connection) running while the
+    // server drains: the client closes the idle connection after GOAWAY.
+    let started = std::time::Instant::now();
+    let exit = tokio::task::spawn_blocking(move || server.terminate()).await??;
+    let elapsed = started.elapsed();
+    if !exit.success() || elapsed > std::time::Duration::from_secs(10) {
+        return Err(format!("exit {exit:?} after {elapsed:?}").into());
+    }
+    Ok(())
+}
