@@ -198,7 +198,9 @@ _tools-k8s:
       GOBIN="{{tools_bin}}" go install "helm.sh/helm/v3/cmd/helm@{{helm_version}}"
       touch "$stamp"
     fi
-    command -v kubectl >/dev/null || { echo "kubectl missing: run 'just tools'" >&2; exit 1; }
+    for t in kubectl egctl; do
+      command -v "$t" >/dev/null || { echo "$t missing: run 'just tools'" >&2; exit 1; }
+    done
 
 # buildah from Debian, pinned (image-check only; needs root + apt)
 _tools-buildah:
@@ -344,7 +346,31 @@ test-k8s: _tools-k8s && image-check
     expect_reject typo-kind 's/^kind: PodDisruptionBudget$/kind: PodDisruptionBudgett/' 'PodDisruptionBudgett not found'
     expect_reject unknown-field-crd-top 's/^kind: GRPCRoute$/kind: GRPCRoute\nspec2: {}/' 'spec2'
     expect_reject unknown-field-crd-nested 's/^      rules:$/      rulez:/' 'spec.rateLimit.local.rulez'
-    # 4. Our helm values against the real chart: render the v1.9.0 chart from
+    # 4. The gateway objects and the base Services fit together: Envoy Gateway's
+    #    own translator (egctl, same release) must accept every GRPCRoute of the
+    #    cluster overlay and resolve every backendRef to a Service port. Self-test:
+    #    a Service port that no longer matches must be reported.
+    routes_ok() { # rendered.yaml -> prints route conditions, fails unless all are True
+      egctl x translate -f "$1" --to gateway-api -o json | python3 -c '
+    import json, sys
+    routes = json.load(sys.stdin).get("grpcRoutes") or []
+    bad = 0
+    for r in routes:
+        for p in r["status"]["parents"]:
+            for c in p["conditions"]:
+                print("  GRPCRoute %s: %s=%s (%s) %s" % (r["metadata"]["name"], c["type"], c["status"], c.get("reason", ""), c.get("message", "")))
+                bad += c["status"] != "True"
+    sys.exit(1 if bad or not routes else 0)'
+    }
+    routes_ok "$src" || { echo "FAIL: GRPCRoutes of k8s/overlays/cluster not accepted/resolved" >&2; exit 1; }
+    n=$(grep -n '^    port: 50052$' "$src" | head -n 1 | cut -d: -f1)   # the product-service Service port
+    sed "${n}s/50052/50053/" "$src" >"$work/broken/port.yaml"
+    if routes_ok "$work/broken/port.yaml" >"$work/broken/port.log" 2>&1; then
+      echo "FAIL: egctl accepted a Service port that matches no backendRef" >&2; exit 1
+    fi
+    grep -q PortNotFound "$work/broken/port.log" || { cat "$work/broken/port.log" >&2; exit 1; }
+    echo "self-test: Service port mismatch rejected (PortNotFound)"
+    # 5. Our helm values against the real chart: render the v1.9.0 chart from
     #    the same module (the OCI chart is packaged from it, with values.tmpl.yaml's
     #    image placeholders filled in) and check the EnvoyGateway configuration
     #    it produces. EG decodes that configuration leniently (a misspelt key
