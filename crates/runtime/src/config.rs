@@ -203,6 +203,27 @@ mod tests {
     }
 
     #[test]
+    fn booleans_take_optional_values() {
+        let parse = |args: &[&str]| {
+            let argv = std::iter::once("demo-service").chain(args.iter().copied());
+            let c = ServerConfig::try_parse_from(&SPEC, argv).expect("parses");
+            (c.reflect_whole_api, c.empty)
+        };
+        assert_eq!(
+            parse(&["--reflect-whole-api=true", "--empty=false"]),
+            (true, false)
+        );
+        assert_eq!(
+            parse(&["--reflect-whole-api", "--empty", "--port", "1"]),
+            (true, true)
+        );
+        assert_eq!(
+            parse(&["--reflect-whole-api=no", "--empty=1"]),
+            (false, true)
+        );
+    }
+
+    #[test]
     fn environment_names_carry_the_prefix() {
         let cmd = ServerConfig::command(&SPEC);
         let envs: Vec<String> = cmd
