@@ -319,3 +319,44 @@ async fn paging_visits_every_record_exactly_once() {
     assert!(all.next_page_token.is_empty(), "last page has no token");
     server.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn messages_over_max_message_bytes_are_rejected() {
+    let mut config = ServerConfig::for_tests(&customer_service::SPEC);
+    config.max_message_bytes = 1024;
+    let routes = customer_service::routes(&config);
+    let server = RunningServer::start(&customer_service::SPEC, config, routes)
+        .await
+        .expect("server starts");
+    let mut client = CustomerServiceClient::new(
+        testing::channel(&server.endpoint())
+            .await
+            .expect("connects"),
+    );
+    let big = customer(&"x".repeat(2000), "big@example.com");
+    let err = client
+        .create_customer(create(big))
+        .await
+        .expect_err("too large");
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    // A response over the limit fails too: 5 samples are fine, 30 records are not.
+    client
+        .list_customers(ListCustomersRequest::default())
+        .await
+        .expect("small page");
+    for i in 0..30 {
+        client
+            .create_customer(create(customer(
+                &format!("Customer number {i}"),
+                &format!("c{i}@example.com"),
+            )))
+            .await
+            .expect("created");
+    }
+    let err = client
+        .list_customers(ListCustomersRequest::default())
+        .await
+        .expect_err("response too large");
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    server.shutdown().await.expect("clean shutdown");
+}
