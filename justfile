@@ -82,7 +82,7 @@ build:
 
 # Run the Rust unit and integration tests (real servers on 127.0.0.1:0)
 test-rust:
-    cargo test --workspace --locked --exclude e2e
+    cargo test --workspace --locked --no-fail-fast --exclude e2e
 
 # Check formatting and clippy (warnings are errors)
 lint:
@@ -142,6 +142,96 @@ _examples:
     Logs: .local/stack/logs/{customer-service,product-service,envoy-gateway}.log
     Stop: just down
     EOF
+
+# ---- bench ----
+# What the gateway and REST transcoding cost: direct gRPC vs gateway gRPC vs
+# gateway REST, max throughput and fixed rate, plus the service's footprint.
+# docs/performance.md has the latest results and how to read them.
+ghz_version := "v0.120.0"
+vegeta_version := "v12.13.0"
+# Knobs (environment): run length, fixed rate, concurrency, store size of the stack.
+bench_duration := env("BENCH_DURATION", "5s")
+bench_rate := env("BENCH_RATE", "1000")
+bench_concurrency := env("BENCH_CONCURRENCY", "20")
+bench_records := env("BENCH_RECORDS", "10000")
+
+# Benchmark the stack (release build, no rate limits) and the service; results in crates/bench/results/
+bench: tools _tools-bench
+    just _bench-run crates/bench/results {{bench_records}} \
+      --duration {{bench_duration}} --rate {{bench_rate}} --concurrency {{bench_concurrency}}
+
+# The bench in seconds (1 s runs, small stores): proves the pipeline and its outputs; fails on any tool error
+bench-smoke: tools _tools-bench
+    #!/usr/bin/env bash
+    set -euo pipefail
+    out=.local/bench/smoke
+    rm -rf "$out"
+    just _bench-run "$out" 100 --duration 1s --rate 100 --concurrency 4 --connections 1 \
+      --rss-records 1000 --list-records 1000 --small-records 100 --list-calls 50 --start-reps 2
+    python3 - "$out" <<'PY'
+    import json, sys, pathlib
+    out = pathlib.Path(sys.argv[1])
+    r = json.loads((out / "results.json").read_text())
+    assert len(r["runs"]) == 18, f"want 18 runs, got {len(r['runs'])}"
+    for run in r["runs"]:
+        assert run["ok"] > 0, f"no successful request: {run}"
+        assert run["latency_ms"]["p50"] > 0, f"no latency: {run}"
+    assert r["service"]["rss_mib"] and r["service"]["start_to_serving"], "no service measurements"
+    assert len(r["targets"]) == 4 and all(t["value"] is not None for t in r["targets"]), r["targets"]
+    assert "| GetCustomer" in (out / "results.md").read_text()
+    assert (out / "latency.svg").read_text().startswith("<svg")
+    print(f"bench-smoke: ok ({len(r['runs'])} runs, outputs parse)")
+    PY
+
+# Start the bench stack (stopping a dev stack first, restarting it after), run the bench, stop the bench stack
+_bench-run out records *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release --locked -p customer-service -p product-service -p bench
+    stack=envoy-ext/standalone/stack.sh
+    export ENVOY_VERSION={{envoy_version}}
+    bench_state="$PWD/.local/bench/stack"
+    # A bench stack left by an interrupted run.
+    STATE_DIR="$bench_state" "$stack" down 2>/dev/null || true
+    # Ports are fixed and shared with the dev stack (just up).
+    restart_dev=""
+    if "$stack" status | grep -q ': running'; then
+      echo "bench: the dev stack (just up) holds :8080, :50051, :50052; stopping it now and starting it again afterwards" >&2
+      "$stack" down
+      restart_dev=1
+    fi
+    cleanup() {
+      STATE_DIR="$bench_state" "$stack" down || true
+      if [ -n "$restart_dev" ]; then echo "bench: starting the dev stack again" >&2; "$stack" up || true; fi
+    }
+    trap cleanup EXIT
+    for port in 8080 50051 50052; do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "bench: port $port is taken by something other than the dev stack; stop it first:" >&2
+        ss -ltnp "sport = :$port" >&2 || true
+        exit 1
+      fi
+    done
+    CUSTOMER_SYNTHETIC_RECORDS={{records}} STATE_DIR="$bench_state" OVERLAY="$PWD/k8s/overlays/bench" \
+      BIN_DIR="$PWD/target/release" "$stack" up
+    target/release/bench --out "{{out}}" --state-dir "$bench_state" \
+      --customer-bin target/release/customer-service --stack-records {{records}} {{args}}
+
+# ghz and vegeta, pinned (go install; idempotent)
+_tools-bench:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p "{{tools_bin}}"
+    install() { # name module version
+      local stamp="{{tools_dir}}/.go-$1-$3"
+      if [ ! -e "$stamp" ] || [ ! -x "{{tools_bin}}/$1" ]; then
+        echo "installing $1 $3 (go install, first time only)"
+        GOBIN="{{tools_bin}}" go install "$2@$3"
+        touch "$stamp"
+      fi
+    }
+    install ghz github.com/bojand/ghz/cmd/ghz {{ghz_version}}
+    install vegeta github.com/tsenart/vegeta/v12 {{vegeta_version}}
 
 # ---- kubernetes ----
 # Images, kustomize manifests, the Envoy Gateway install and the cluster path.

@@ -91,8 +91,24 @@ render_gateway_config() {
   fi
 }
 
+# A port we need that is open while our own process is not running belongs to
+# someone else (another stack, another state dir, a stray service): say so
+# instead of half-starting next to it.
+check_ports_free() {
+  local name port
+  for name_port in customer-service:50051 product-service:50052 envoy-gateway:$gateway_port; do
+    name=${name_port%%:*} port=${name_port##*:}
+    if ! alive "$name" && port_open "$port"; then
+      log "port $port is in use by another process (another stack, or a service started by hand?)."
+      log "stop it first (e.g. \`just down\`, or STATE_DIR=<its dir> $0 down) and try again."
+      return 1
+    fi
+  done
+}
+
 up() {
   mkdir -p "$logs" "$pids"
+  check_ports_free
   local bin_dir=${BIN_DIR:-$repo_root/target/debug}
   start customer-service "$bin_dir/customer-service" --reflect-whole-api
   start product-service "$bin_dir/product-service" --reflect-whole-api
