@@ -1,12 +1,19 @@
 //! Server lifecycle: health, reflection, tower layers, graceful shutdown.
 
-use std::{future::Future, net::SocketAddr, process::ExitCode};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    process::ExitCode,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::{service::Routes, transport::server::TcpIncoming};
+use tonic::{Status, service::Routes, transport::server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tonic_reflection::server::Builder as ReflectionBuilder;
-use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::{Layer, Service, limit::GlobalConcurrencyLimitLayer};
 
 use crate::{
     config::{ServerConfig, ServiceSpec},
@@ -95,9 +102,13 @@ pub async fn serve_with_listener(
     // Small unary responses must not wait for Nagle + delayed ACK (~40 ms).
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let concurrency = usize::try_from(config.concurrency_limit).unwrap_or(usize::MAX);
+    // The deadline sits inside the trace span (which then logs
+    // DEADLINE_EXCEEDED). As with tonic's own `Server::timeout`, the clock
+    // starts once the concurrency limit grants a slot (readiness), so it bounds
+    // the handler, not the queueing.
     let server = tonic::transport::Server::builder()
-        .timeout(config.request_timeout)
         .layer(GrpcTraceLayer)
+        .layer(DeadlineLayer::new(config.request_timeout))
         .layer(GlobalConcurrencyLimitLayer::new(concurrency))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);
@@ -118,6 +129,98 @@ pub async fn serve_with_listener(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Ends a call that is not answered within the request timeout (or the
+/// caller's shorter `grpc-timeout`) with DEADLINE_EXCEEDED.
+///
+/// tonic's `Server::timeout` does the same timing but answers CANCELLED
+/// ("Timeout expired"), which tells a caller that somebody gave up on purpose;
+/// its error is converted inside tonic, out of reach of any layer, hence this
+/// replacement. Like tonic's, it bounds the time to the response headers, not
+/// a stream's body.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadlineLayer {
+    timeout: Duration,
+}
+
+impl DeadlineLayer {
+    pub fn new(timeout: Duration) -> Self {
+        Self { timeout }
+    }
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Deadline {
+            inner,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// Service produced by [`DeadlineLayer`].
+#[derive(Debug, Clone)]
+pub struct Deadline<S> {
+    inner: S,
+    timeout: Duration,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, ReqB, ResB> Service<http::Request<ReqB>> for Deadline<S>
+where
+    S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
+    S::Future: Send + 'static,
+    ResB: Default,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
+        let timeout = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(parse_grpc_timeout)
+            .map_or(self.timeout, |caller| caller.min(self.timeout));
+        let future = self.inner.call(req);
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, future).await {
+                Ok(result) => result,
+                Err(_) => Ok(Status::deadline_exceeded(format!(
+                    "not answered within {}",
+                    humantime::format_duration(timeout)
+                ))
+                .into_http()),
+            }
+        })
+    }
+}
+
+/// The `grpc-timeout` header: 1 to 8 digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(value: &http::HeaderValue) -> Option<Duration> {
+    let value = value.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 async fn set_health(reporter: &HealthReporter, spec: &ServiceSpec, status: ServingStatus) {
@@ -243,6 +346,25 @@ pub fn run_main(spec: &ServiceSpec, build: impl FnOnce(&ServerConfig) -> Routes)
         Err(err) => {
             tracing::error!(%err, "server failed");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeout_header_parses_per_the_spec() {
+        let parse = |s: &str| parse_grpc_timeout(&http::HeaderValue::from_str(s).expect("header"));
+        assert_eq!(parse("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(parse("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse("99999999u"), Some(Duration::from_micros(99_999_999)));
+        assert_eq!(parse("1n"), Some(Duration::from_nanos(1)));
+        for bad in ["", "S", "123456789S", "5s", "5", "-5S", "5 S"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
         }
     }
 }
