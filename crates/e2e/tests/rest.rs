@@ -3,15 +3,17 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use e2e::{fresh_client_ip, rest_client, unique_suffix, url};
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
 fn client() -> Client {
     rest_client(fresh_client_ip())
 }
 
-/// Status and parsed JSON body; every answer must be JSON, errors included.
-async fn json_of(response: Response) -> (StatusCode, Value) {
+/// Sends the request; returns the status and parsed JSON body. Every answer
+/// must be JSON, errors included.
+async fn call(request: RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.expect("the gateway answers");
     let status = response.status();
     let content_type = response
         .headers()
@@ -42,12 +44,9 @@ async fn customer_crud_round_trip() {
     let http = client();
     let email = format!("rest-{}@example.com", unique_suffix());
 
-    let (status, created) = json_of(
+    let (status, created) = call(
         http.post(url("/customers"))
-            .json(&json!({"name": "Rest Roundtrip", "email": email, "phone": "+1 555 0100"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"name": "Rest Roundtrip", "email": email, "phone": "+1 555 0100"})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{created}");
@@ -58,23 +57,14 @@ async fn customer_crud_round_trip() {
     assert_eq!(created["email"], email);
     assert!(created["create_time"].is_string());
 
-    let (status, fetched) = json_of(
-        http.get(url(&format!("/customers/{id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, fetched) = call(http.get(url(&format!("/customers/{id}")))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(fetched, created);
 
     // PATCH without a mask changes only what the body sets.
-    let (status, patched) = json_of(
+    let (status, patched) = call(
         http.patch(url(&format!("/customers/{id}")))
-            .json(&json!({"name": "Rest Renamed"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"name": "Rest Renamed"})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
@@ -82,35 +72,20 @@ async fn customer_crud_round_trip() {
     assert_eq!(patched["phone"], "+1 555 0100");
 
     // With update_mask a field can be cleared.
-    let (status, cleared) = json_of(
+    let (status, cleared) = call(
         http.patch(url(&format!("/customers/{id}?update_mask=phone")))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{cleared}");
     assert_eq!(cleared["phone"], "", "primitive fields are always printed");
     assert_eq!(cleared["name"], "Rest Renamed");
 
-    let (status, empty) = json_of(
-        http.delete(url(&format!("/customers/{id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, empty) = call(http.delete(url(&format!("/customers/{id}")))).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(empty, json!({}));
 
-    let (status, gone) = json_of(
-        http.get(url(&format!("/customers/{id}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, gone) = call(http.get(url(&format!("/customers/{id}")))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error(&gone, 5);
     assert_eq!(
@@ -126,21 +101,15 @@ async fn product_crud_and_category_filter() {
     let category = format!("e2e-{suffix}");
     let mut ids = Vec::new();
     for n in 0..3 {
-        let (status, created) = json_of(
-            http.post(url("/products"))
-                .json(&json!({
-                    "name": format!("Widget {n}"),
-                    "sku": format!("E2E-{suffix}-{n}"),
-                    "description": "made by the e2e suite",
-                    "price_minor_units": 1999 + n,
-                    "currency_code": "EUR",
-                    "stock_quantity": n,
-                    "category": category,
-                }))
-                .send()
-                .await
-                .unwrap(),
-        )
+        let (status, created) = call(http.post(url("/products")).json(&json!({
+            "name": format!("Widget {n}"),
+            "sku": format!("E2E-{suffix}-{n}"),
+            "description": "made by the e2e suite",
+            "price_minor_units": 1999 + n,
+            "currency_code": "EUR",
+            "stock_quantity": n,
+            "category": category,
+        })))
         .await;
         assert_eq!(status, StatusCode::OK, "{created}");
         // proto3 JSON prints int64 as a string, int32 as a number.
@@ -153,14 +122,11 @@ async fn product_crud_and_category_filter() {
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
-        let (status, page) = json_of(
+        let (status, page) = call(
             // Page tokens are base64url: safe in a query string as they are.
             http.get(url(&format!(
                 "/products?category={category}&page_size=2&page_token={token}"
-            )))
-            .send()
-            .await
-            .unwrap(),
+            ))),
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{page}");
@@ -175,15 +141,12 @@ async fn product_crud_and_category_filter() {
     }
     assert_eq!(seen, ids);
 
-    let (status, patched) = json_of(
+    let (status, patched) = call(
         http.patch(url(&format!(
             "/products/{}?update_mask=stock_quantity",
             ids[2]
         )))
-        .json(&json!({"stock_quantity": 0}))
-        .send()
-        .await
-        .unwrap(),
+        .json(&json!({"stock_quantity": 0})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
@@ -201,13 +164,10 @@ async fn product_crud_and_category_filter() {
 
 #[tokio::test]
 async fn validation_errors_are_400_with_field_violations() {
-    let (status, body) = json_of(
+    let (status, body) = call(
         client()
             .post(url("/customers"))
-            .json(&json!({"name": "  ", "email": "not-an-email"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"name": "  ", "email": "not-an-email"})),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -222,37 +182,17 @@ async fn validation_errors_are_400_with_field_violations() {
         .collect();
     assert_eq!(fields, ["customer.name", "customer.email"]);
 
-    let (status, body) = json_of(
-        client()
+    let (status, body) = call(client()
             .post(url("/products"))
-            .json(&json!({"name": "Bad", "sku": format!("NEG-{}", unique_suffix()), "price_minor_units": -1, "currency_code": "USD"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+            .json(&json!({"name": "Bad", "sku": format!("NEG-{}", unique_suffix()), "price_minor_units": -1, "currency_code": "USD"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, 3);
 
-    let (status, body) = json_of(
-        client()
-            .get(url("/customers?page_size=-1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = call(client().get(url("/customers?page_size=-1"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, 3);
 
-    let (status, body) = json_of(
-        client()
-            .get(url("/customers?page_token=garbage"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = call(client().get(url("/customers?page_token=garbage"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, 3);
 }
@@ -262,23 +202,9 @@ async fn duplicate_email_is_409() {
     let http = client();
     let customer =
         json!({"name": "Twice", "email": format!("twice-{}@example.com", unique_suffix())});
-    let (status, first) = json_of(
-        http.post(url("/customers"))
-            .json(&customer)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, first) = call(http.post(url("/customers")).json(&customer)).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = json_of(
-        http.post(url("/customers"))
-            .json(&customer)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = call(http.post(url("/customers")).json(&customer)).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_error(&body, 6);
     let id = first["id"].as_str().unwrap();
@@ -292,25 +218,17 @@ async fn duplicate_email_is_409() {
 async fn gateway_errors_are_json_too() {
     let http = client();
     // A path no method maps to: 404, not 415 or 503.
-    let (status, body) = json_of(http.get(url("/nope")).send().await.unwrap()).await;
+    let (status, body) = call(http.get(url("/nope"))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error(&body, 5);
 
     // A method the API does not map on an existing path: 404, consistently.
-    let (status, body) = json_of(
-        http.put(url("/customers/cus_000001"))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = call(http.put(url("/customers/cus_000001")).json(&json!({}))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error(&body, 5);
 
     // Unknown query parameters are rejected rather than silently ignored.
-    let (status, body) =
-        json_of(http.get(url("/customers?pagesize=5")).send().await.unwrap()).await;
+    let (status, body) = call(http.get(url("/customers?pagesize=5"))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error(&body, 3);
     assert!(
@@ -319,13 +237,10 @@ async fn gateway_errors_are_json_too() {
     );
 
     // Malformed JSON.
-    let (status, body) = json_of(
+    let (status, body) = call(
         http.post(url("/customers"))
             .header("content-type", "application/json")
-            .body("{\"name\":")
-            .send()
-            .await
-            .unwrap(),
+            .body("{\"name\":"),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
