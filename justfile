@@ -328,7 +328,9 @@ image-check: _tools-buildah
     work="{{k8s_work}}/buildah"; mkdir -p "$work"
     B=(buildah --root "$work/storage" --runroot "$work/run" --storage-driver vfs)
     export BUILDAH_ISOLATION=chroot
-    "${B[@]}" rm --all >/dev/null 2>&1 || true   # leftovers of an interrupted run (private storage)
+    # Private storage: drop leftovers of earlier runs (containers, images of older tags).
+    "${B[@]}" rm --all >/dev/null 2>&1 || true
+    "${B[@]}" rmi --all --force >/dev/null 2>&1 || true
     grpcurl=$(command -v grpcurl || echo /root/go/bin/grpcurl)
     tag=$(just --quiet _image-tag)
     pids=(); ctrs=()
