@@ -212,8 +212,8 @@ _bench-run out records *args:
         exit 1
       fi
     done
-    CUSTOMER_SYNTHETIC_RECORDS={{records}} STATE_DIR="$bench_state" OVERLAY="$PWD/k8s/overlays/bench" \
-      BIN_DIR="$PWD/target/release" "$stack" up
+    AUTH=0 REPLICAS=1 CUSTOMER_SYNTHETIC_RECORDS={{records}} STATE_DIR="$bench_state" \
+      OVERLAY="$PWD/k8s/overlays/bench" BIN_DIR="$PWD/target/release" "$stack" up
     target/release/bench --out "{{out}}" --state-dir "$bench_state" \
       --customer-bin target/release/customer-service --stack-records {{records}} {{args}}
 

@@ -1,0 +1,163 @@
+//! CPU and memory of processes, read from /proc while a run is under way.
+
+use std::{
+    fs,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+/// A process to watch, by a name for the report.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub name: String,
+    pub pid: u32,
+}
+
+/// What one process used during a run.
+#[derive(Debug, Clone)]
+pub struct Usage {
+    pub name: String,
+    /// Average CPU over the run, in percent of one core (200% = both cores).
+    pub cpu_pct: f64,
+    /// Largest resident set seen during the run.
+    pub rss_max_mib: f64,
+}
+
+impl Usage {
+    pub fn to_json(&self) -> Value {
+        json!({"process": self.name, "cpu_pct": round1(self.cpu_pct), "rss_max_mib": round1(self.rss_max_mib)})
+    }
+}
+
+pub fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Clock ticks per second for /proc/<pid>/stat times (`getconf CLK_TCK`, 100 on Linux).
+fn clk_tck() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field 3 (state) is fields[0]; utime is field 14, stime field 15.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Resident set size of `pid` in KiB (VmRSS).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Parent pid and command name of `pid`.
+fn parent_and_comm(pid: u32) -> Option<(u32, String)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat[open + 1..close].to_owned();
+    let ppid = stat[close + 1..].split_whitespace().nth(1)?.parse().ok()?;
+    Some((ppid, comm))
+}
+
+/// The first descendant of `ancestor` whose command name is `comm`
+/// (Envoy, launched by `envoy-gateway server`).
+pub fn find_descendant(ancestor: u32, comm: &str) -> Option<u32> {
+    let procs: Vec<(u32, u32, String)> = fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| parent_and_comm(pid).map(|(ppid, c)| (pid, ppid, c)))
+        .collect();
+    let mut family = vec![ancestor];
+    let mut i = 0;
+    while i < family.len() {
+        let parent = family[i];
+        for (pid, ppid, c) in &procs {
+            if *ppid == parent && !family.contains(pid) {
+                if c == comm {
+                    return Some(*pid);
+                }
+                family.push(*pid);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The pid recorded in a stack.sh pid file.
+pub fn pid_file(path: &Path) -> Option<u32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Samples the watched processes on a thread until [`Sampler::finish`].
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Vec<Usage>>,
+}
+
+impl Sampler {
+    pub fn start(watched: Vec<Watched>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = std::thread::spawn(move || {
+            let tck = clk_tck();
+            let started = Instant::now();
+            let first: Vec<Option<u64>> = watched.iter().map(|w| cpu_ticks(w.pid)).collect();
+            let mut rss_max = vec![0u64; watched.len()];
+            let mut last = first.clone();
+            loop {
+                for (i, w) in watched.iter().enumerate() {
+                    if let Some(kib) = rss_kib(w.pid) {
+                        rss_max[i] = rss_max[i].max(kib);
+                    }
+                    // A process that exits (the load tool) keeps its last reading.
+                    if let Some(t) = cpu_ticks(w.pid) {
+                        last[i] = Some(t);
+                    }
+                }
+                if flag.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let secs = started.elapsed().as_secs_f64().max(1e-3);
+            watched
+                .iter()
+                .enumerate()
+                .map(|(i, w)| Usage {
+                    name: w.name.clone(),
+                    cpu_pct: match (first[i], last[i]) {
+                        (Some(a), Some(b)) => (b.saturating_sub(a)) as f64 / tck / secs * 100.0,
+                        _ => 0.0,
+                    },
+                    rss_max_mib: rss_max[i] as f64 / 1024.0,
+                })
+                .collect()
+        });
+        Self { stop, handle }
+    }
+
+    pub fn finish(self) -> Vec<Usage> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap_or_default()
+    }
+}
