@@ -84,8 +84,8 @@ build:
 test-rust:
     cargo test --workspace --locked --no-fail-fast --exclude e2e
 
-# Check formatting and clippy (warnings are errors)
-lint:
+# Check formatting, clippy (warnings are errors) and the supply chain (cargo deny)
+lint: deny
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
 
