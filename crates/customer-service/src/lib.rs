@@ -35,5 +35,7 @@ pub fn routes(config: &ServerConfig) -> Routes {
     let service = CustomerServiceServer::new(CustomerApi::new(table))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
-    Routes::new(service)
+    Routes::new(service_runtime::decode::DecodeErrorsAreInvalidArgument(
+        service,
+    ))
 }

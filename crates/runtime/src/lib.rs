@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod crud;
+pub mod decode;
 pub mod mask;
 pub mod paging;
 pub mod server;
