@@ -288,6 +288,9 @@ fn check_unique<S: Schema>(
 }
 
 #[cfg(test)]
+mod model_tests;
+
+#[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
