@@ -418,7 +418,7 @@ _tools-keycloak:
     ln -sfn "$java_home" "{{tools_dir}}/jdk"
 
 # Auth end-to-end suite against a real Keycloak: starts the auth stack (stopping it after), runs crates/e2e/tests/auth.rs
-test-auth: tools _tools-keycloak _build-services
+test-auth: check-auth _tools-keycloak _build-services
     #!/usr/bin/env bash
     set -euo pipefail
     stack="envoy-ext/standalone/stack.sh"
@@ -434,7 +434,52 @@ test-auth: tools _tools-keycloak _build-services
       "$stack" up
       echo "auth stack up in $((SECONDS - started))s"
     fi
-    E2E_KEYCLOAK="{{keycloak_url}}" cargo test --locked -p e2e --features auth --test auth -- --test-threads 4
+    E2E_KEYCLOAK="{{keycloak_url}}" cargo test --locked -p e2e --features auth --test auth -- --test-threads 4 --nocapture
+
+# Offline: Envoy Gateway's translator accepts the auth layer on the cluster overlay (JWT, RBAC on gRPC paths, per-user limit)
+check-auth: tools
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir=.local/check-auth; rm -rf "$dir"; mkdir -p "$dir"
+    # The translate check's input (cluster overlay, egctl-friendly) plus the auth layer.
+    printf '%s\n' "apiVersion: kustomize.config.k8s.io/v1beta1" "kind: Kustomization" \
+      "resources: [../../envoy-ext/tests/translate, ../../k8s/keycloak]" \
+      "components: [../../k8s/auth]" >"$dir/kustomization.yaml"
+    kubectl kustomize "$dir" >"$dir/input.yaml"
+    kubectl kustomize k8s/overlays/local-auth >/dev/null
+    egctl x translate --from gateway-api --to xds,gateway-api -t all -f "$dir/input.yaml" >"$dir/output.yaml"
+    python3 - "$dir/output.yaml" <<'PY'
+    import sys
+    out = open(sys.argv[1]).read()
+    def need(text, why):
+        if text not in out: sys.exit(f"check-auth: {why}: {text!r} not in {sys.argv[1]}")
+    for route in ("customer", "product"):
+        need(f"regex: ^/{route}\\.v1\\.{route.capitalize()}Service/(Get|List)[A-Za-z]*$", f"{route}: read rule on the gRPC path")
+        need(f"regex: ^/{route}\\.v1\\.{route.capitalize()}Service/(Create|Update|Delete)[A-Za-z]*$", f"{route}: write rule")
+    need("envoy.filters.http.jwt_authn", "JWT filter")
+    need("headerName: x-user-id", "per-user rate-limit descriptor")
+    assert out.count("reason: Accepted") >= 2 and "reason: Invalid" not in out, "a policy is not accepted"
+    filters = [l.strip() for l in out.splitlines() if l.strip().startswith("- name: envoy.filters.http.")]
+    order = [f for f in filters if any(k in f for k in ("grpc_json_transcoder", "jwt_authn", "rbac", "local_ratelimit"))]
+    want = ["grpc_json_transcoder", "jwt_authn", "rbac", "local_ratelimit"]
+    assert [next(k for k in want if k in f) for f in order[:4]] == want, f"filter order: {order}"
+    print("check-auth: SecurityPolicies accepted; transcoder -> jwt_authn -> rbac -> local_ratelimit; per-user descriptor present")
+    PY
+
+# Deploy with auth: `just deploy`, then Keycloak (k8s/keycloak, dev mode) and, once it serves the realm, the auth layer (k8s/auth)
+deploy-auth: deploy
+    #!/usr/bin/env bash
+    set -euo pipefail
+    echo "==> Keycloak (dev mode) in {{k8s_namespace}}"
+    kubectl apply --server-side --force-conflicts -k k8s/keycloak
+    kubectl -n "{{k8s_namespace}}" rollout status deployment/keycloak --timeout=600s
+    # The deploy overlay `just deploy` wrote (this build's image tags) + the auth layer.
+    dir="{{k8s_work}}/deploy-auth"; mkdir -p "$dir"
+    printf '%s\n' "apiVersion: kustomize.config.k8s.io/v1beta1" "kind: Kustomization" \
+      "resources: [../deploy, ../../../k8s/keycloak]" "components: [../../../k8s/auth]" >"$dir/kustomization.yaml"
+    echo "==> auth layer (SecurityPolicies, per-user rate limits)"
+    kubectl apply --server-side --force-conflicts -k "$dir"
+    echo "tokens: kubectl -n {{k8s_namespace}} port-forward svc/keycloak 8180:8180 & just token alice"
 
 # ---- kubernetes ----
 # Images, kustomize manifests, the Envoy Gateway install and the cluster path.

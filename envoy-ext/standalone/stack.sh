@@ -8,13 +8,21 @@
 #   stack.sh status   show what runs
 #   stack.sh running  exit 0 when everything runs and the gateway answers
 #
+# AUTH=1 (`just up-auth`, `just test-auth`) also runs Keycloak on
+# 127.0.0.1:8180 (dev mode, in-memory database, realms imported from
+# k8s/keycloak/) and defaults OVERLAY to k8s/overlays/local-auth; it needs
+# KEYCLOAK_HOME and JAVA_HOME (the justfile sets both). `down` stops Keycloak
+# whether AUTH is set or not.
 # Everything lives under $STATE_DIR (default .local/stack): logs in logs/,
 # pid files in pids/. Tools come from `just tools` (on PATH via just).
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 state_dir=${STATE_DIR:-$repo_root/.local/stack}
-overlay=${OVERLAY:-$repo_root/k8s/overlays/local}
+auth=${AUTH:-}
+if [ "$auth" = 0 ]; then auth=; fi
+overlay=${OVERLAY:-$repo_root/k8s/overlays/local${auth:+-auth}}
+keycloak_port=8180
 envoy_version=${ENVOY_VERSION:?ENVOY_VERSION is set by the justfile}
 gateway_port=8080
 logs=$state_dir/logs
@@ -74,7 +82,33 @@ wait_for() { # description timeout-seconds command...
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 gateway_answers() {
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$gateway_port/customers?page_size=1")" = 200 ]
+  # With AUTH a call without a token must be refused: 401 is the gateway up
+  # with the auth layer loaded.
+  local want=200
+  if [ -n "$auth" ]; then want=401; fi
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$gateway_port/customers?page_size=1")" = "$want" ]
+}
+
+keycloak_answers() {
+  curl -sf -o /dev/null "http://127.0.0.1:$keycloak_port/realms/envoy-poc/protocol/openid-connect/certs"
+}
+
+start_keycloak() {
+  local home=${KEYCLOAK_HOME:?KEYCLOAK_HOME is set by the justfile}
+  if alive keycloak; then
+    log "keycloak: already running (pid $(cat "$pids/keycloak.pid"))"
+    return
+  fi
+  # start-dev --import-realm reads <home>/data/import; with the in-memory
+  # database every start is a fresh import of the realm files in the repo.
+  mkdir -p "$home/data/import"
+  rm -f "$home/data/import/"*.json
+  cp "$repo_root"/k8s/keycloak/realm-*.json "$home/data/import/"
+  # The fixed hostname pins the tokens' issuer whatever address a client
+  # uses. The bootstrap admin (admin/admin) is for the local console only.
+  KC_BOOTSTRAP_ADMIN_USERNAME=admin KC_BOOTSTRAP_ADMIN_PASSWORD=admin \
+    start keycloak "$home/bin/kc.sh" start-dev --http-host 127.0.0.1 --http-port "$keycloak_port" \
+    --hostname "http://127.0.0.1:$keycloak_port" --db dev-mem --import-realm
 }
 
 render_gateway_config() {
@@ -96,7 +130,7 @@ render_gateway_config() {
 # instead of half-starting next to it.
 check_ports_free() {
   local name port
-  for name_port in customer-service:50051 product-service:50052 envoy-gateway:$gateway_port; do
+  for name_port in customer-service:50051 product-service:50052 envoy-gateway:$gateway_port ${auth:+keycloak:$keycloak_port}; do
     name=${name_port%%:*} port=${name_port##*:}
     if ! alive "$name" && port_open "$port"; then
       log "port $port is in use by another process (another stack, or a service started by hand?)."
@@ -112,20 +146,26 @@ up() {
   local bin_dir=${BIN_DIR:-$repo_root/target/debug}
   start customer-service "$bin_dir/customer-service" --reflect-whole-api
   start product-service "$bin_dir/product-service" --reflect-whole-api
+  if [ -n "$auth" ]; then start_keycloak; fi
   render_gateway_config
   start envoy-gateway envoy-gateway server --config-path "$state_dir/envoy-gateway.yaml"
   wait_for "customer-service on :50051" 30 port_open 50051
   wait_for "product-service on :50052" 30 port_open 50052
+  if [ -n "$auth" ]; then
+    wait_for "keycloak on :$keycloak_port (realm envoy-poc)" 300 keycloak_answers
+    log "keycloak ready on http://127.0.0.1:$keycloak_port (realm envoy-poc)"
+  fi
   wait_for "the gateway on :$gateway_port" 120 gateway_answers
   log "gateway ready on http://localhost:$gateway_port"
 }
 
 down() {
   local name
-  for name in envoy-gateway product-service customer-service; do stop "$name"; done
+  for name in envoy-gateway keycloak product-service customer-service; do stop "$name"; done
 }
 
 running() {
+  if [ -n "$auth" ]; then alive keycloak && keycloak_answers || return 1; fi
   alive customer-service && alive product-service && alive envoy-gateway && gateway_answers
 }
 
@@ -134,6 +174,9 @@ status() {
   for name in customer-service product-service envoy-gateway; do
     if alive "$name"; then echo "$name: running (pid $(cat "$pids/$name.pid"))"; else echo "$name: stopped"; fi
   done
+  if [ -n "$auth" ] || alive keycloak; then
+    if alive keycloak; then echo "keycloak: running (pid $(cat "$pids/keycloak.pid"))"; else echo "keycloak: stopped"; fi
+  fi
 }
 
 case "${1:-}" in
