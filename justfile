@@ -167,7 +167,7 @@ bench-smoke: tools _tools-bench
     out=.local/bench/smoke
     rm -rf "$out"
     just _bench-run "$out" 100 --duration 1s --rate 100 --concurrency 4 --connections 1 \
-      --rss-records 1000 --list-records 1000 --small-records 100 --list-calls 50 --start-reps 2
+      --rss-records 10000 --list-records 1000 --small-records 100 --list-calls 50 --start-reps 2
     python3 - "$out" <<'PY'
     import json, sys, pathlib
     out = pathlib.Path(sys.argv[1])
@@ -193,10 +193,17 @@ _bench-run out records *args:
     bench_state="$PWD/.local/bench/stack"
     # A bench stack left by an interrupted run.
     STATE_DIR="$bench_state" "$stack" down 2>/dev/null || true
-    # Ports are fixed and shared with the dev stack (just up).
+    # Ports are fixed and shared with the dev stack (just up). Stopping it
+    # under someone's feet (an e2e run, a teammate) is worse than asking.
     restart_dev=""
     if "$stack" status | grep -q ': running'; then
-      echo "bench: the dev stack (just up) holds :8080, :50051, :50052; stopping it now and starting it again afterwards" >&2
+      if [ "${BENCH_STOP_DEV_STACK:-}" != 1 ]; then
+        echo "bench: the dev stack (just up) is running and holds :8080, :50051, :50052." >&2
+        echo "       Stop it (just down) or let the bench stop it and start it again afterwards:" >&2
+        echo "       BENCH_STOP_DEV_STACK=1 just bench   (or just bench-smoke)" >&2
+        exit 1
+      fi
+      echo "bench: stopping the dev stack (BENCH_STOP_DEV_STACK=1); it is started again afterwards" >&2
       "$stack" down
       restart_dev=1
     fi

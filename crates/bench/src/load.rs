@@ -96,6 +96,8 @@ pub struct LoadConfig {
     pub rate: u32,
     pub concurrency: u32,
     pub connections: u32,
+    /// Cores the load tool may use (GOMAXPROCS), so the servers keep the rest.
+    pub tool_cpus: u32,
     pub direct: String,
     pub gateway: String,
     pub protoset: PathBuf,
@@ -112,6 +114,8 @@ pub struct RunResult {
     pub tool: &'static str,
     pub requests: u64,
     pub ok: u64,
+    /// Requests in flight when the load tool stopped (client-side cut, not errors).
+    pub cut: u64,
     /// Successful requests per second.
     pub rps: f64,
     pub p50_ms: f64,
@@ -123,13 +127,15 @@ pub struct RunResult {
 
 impl RunResult {
     pub fn errors_count(&self) -> u64 {
-        self.requests.saturating_sub(self.ok)
+        self.requests
+            .saturating_sub(self.ok)
+            .saturating_sub(self.cut)
     }
     pub fn to_json(&self) -> Value {
         json!({
             "path": self.path.key(), "method": self.method.label(), "mode": self.mode.key(),
             "tool": self.tool, "requests": self.requests, "ok": self.ok,
-            "errors": self.errors_count(), "error_detail": self.errors,
+            "errors": self.errors_count(), "cut_at_end": self.cut, "error_detail": self.errors,
             "rps": round1(self.rps),
             "latency_ms": {"p50": round3(self.p50_ms), "p90": round3(self.p90_ms), "p99": round3(self.p99_ms)},
             "processes": self.usage.iter().map(Usage::to_json).collect::<Vec<_>>(),
@@ -186,9 +192,10 @@ fn ghz(
         Method::List => r#"{"page_size":20}"#.to_owned(),
         // {{.RequestNumber}} is unique per request within the run.
         Method::Create => format!(
-            r#"{{"customer":{{"name":"Bench User","email":"bench-{}-{}-{{{{.RequestNumber}}}}@example.com"}}}}"#,
+            r#"{{"customer":{{"name":"Bench User","email":"bench-{}-{}-{}-{{{{.RequestNumber}}}}@example.com"}}}}"#,
             cfg.tag,
-            path.key()
+            path.key(),
+            mode.key()
         ),
     };
     let out_file = cfg.work.join(format!("{name}.json"));
@@ -204,6 +211,7 @@ fn ghz(
     if mode == Mode::Rate {
         cmd.args(["-r", &cfg.rate.to_string()]);
     }
+    cmd.args(["--cpus", &cfg.tool_cpus.to_string()]);
     cmd.arg(addr).stdout(Stdio::null()).stderr(Stdio::piped());
     let child = cmd
         .spawn()
@@ -228,6 +236,17 @@ fn ghz(
         .map_err(|e| format!("ghz {name}: bad JSON in {}: {e}", out_file.display()))?;
     let requests = report["count"].as_u64().unwrap_or(0);
     let ok = report["statusCodeDistribution"]["OK"].as_u64().unwrap_or(0);
+    // When the duration is up ghz closes its connections with requests in
+    // flight; those fail on the client side and say nothing about the server.
+    let cut = report["errorDistribution"].as_object().map_or(0, |m| {
+        m.iter()
+            .filter(|(msg, _)| {
+                msg.contains("use of closed network connection")
+                    || msg.contains("the client connection is closing")
+            })
+            .filter_map(|(_, n)| n.as_u64())
+            .sum()
+    });
     let total_s = report["total"].as_f64().unwrap_or(0.0) / 1e9;
     let pct = |p: u64| {
         report["latencyDistribution"]
@@ -239,8 +258,13 @@ fn ghz(
     if let Some(map) = errors.as_object_mut() {
         map.remove("OK");
     }
-    if report["errorDistribution"].is_object() {
-        errors = json!({"codes": errors, "messages": report["errorDistribution"]});
+    if let Some(messages) = report["errorDistribution"].as_object() {
+        let some: Vec<Value> = messages
+            .iter()
+            .take(3)
+            .map(|(m, n)| json!({"message": short(m), "count": n}))
+            .collect();
+        errors = json!({"codes": errors, "messages": some, "distinct_messages": messages.len()});
     }
     Ok(RunResult {
         path,
@@ -249,6 +273,7 @@ fn ghz(
         tool: "ghz",
         requests,
         ok,
+        cut,
         rps: if total_s > 0.0 {
             ok as f64 / total_s
         } else {
@@ -262,16 +287,22 @@ fn ghz(
     })
 }
 
+/// An error message cut to a readable length.
+fn short(message: &str) -> String {
+    message.chars().take(160).collect()
+}
+
 /// A vegeta JSON target for request number `i`.
-fn rest_target(cfg: &LoadConfig, method: Method, i: u64) -> String {
+fn rest_target(cfg: &LoadConfig, method: Method, mode: Mode, i: u64) -> String {
     let base = format!("http://{}", cfg.gateway);
     match method {
         Method::Get => format!(r#"{{"method":"GET","url":"{base}/customers/{GET_ID}"}}"#),
         Method::List => format!(r#"{{"method":"GET","url":"{base}/customers?page_size=20"}}"#),
         Method::Create => {
             let body = format!(
-                r#"{{"name":"Bench User","email":"bench-{}-rest-{i}@example.com"}}"#,
-                cfg.tag
+                r#"{{"name":"Bench User","email":"bench-{}-rest-{}-{i}@example.com"}}"#,
+                cfg.tag,
+                mode.key()
             );
             format!(
                 r#"{{"method":"POST","url":"{base}/customers","body":"{}","header":{{"Content-Type":["application/json"]}}}}"#,
@@ -321,7 +352,7 @@ fn vegeta(
         let mut w = std::io::BufWriter::with_capacity(64 * 1024, stdin);
         let mut i = 0u64;
         loop {
-            if writeln!(w, "{}", rest_target(&gen_cfg, method, i)).is_err() {
+            if writeln!(w, "{}", rest_target(&gen_cfg, method, mode, i)).is_err() {
                 break;
             }
             i += 1;
@@ -356,6 +387,8 @@ fn vegeta(
         .into());
     }
     std::fs::write(cfg.work.join(format!("{name}.json")), &out.stdout)?;
+    // The raw results are large (tens of MB per run); the summary is kept.
+    drop(std::fs::remove_file(&bin));
     let report: Value = serde_json::from_slice(&out.stdout)?;
     let requests = report["requests"].as_u64().unwrap_or(0);
     let success = report["success"].as_f64().unwrap_or(0.0);
@@ -365,7 +398,15 @@ fn vegeta(
     if let Some(map) = codes.as_object_mut() {
         map.retain(|code, _| !code.starts_with('2'));
     }
-    let messages = report["errors"].clone();
+    let messages: Vec<Value> = report["errors"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .take(3)
+                .map(|e| json!(short(e.as_str().unwrap_or(""))))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(RunResult {
         path: Path3::Rest,
         method,
@@ -373,6 +414,7 @@ fn vegeta(
         tool: "vegeta",
         requests,
         ok,
+        cut: 0,
         rps: report["throughput"].as_f64().unwrap_or(0.0),
         p50_ms: ns_to_ms(&lat["50th"]),
         p90_ms: ns_to_ms(&lat["90th"]),

@@ -41,6 +41,9 @@ struct Args {
     /// gRPC connections ghz spreads the requests over.
     #[arg(long, default_value_t = 2)]
     connections: u32,
+    /// Cores the load tool may use (ghz --cpus, GOMAXPROCS for vegeta).
+    #[arg(long, default_value_t = 1)]
+    tool_cpus: u32,
     /// Where results.{json,md} and latency.svg go.
     #[arg(long)]
     out: PathBuf,
@@ -115,6 +118,11 @@ fn stack_processes(state_dir: &std::path::Path) -> Result<Vec<Watched>, Error> {
             name: "envoy".into(),
             pid: envoy,
         },
+        // The control plane (Envoy's access log goes to its log file).
+        Watched {
+            name: "envoy-gateway".into(),
+            pid: eg,
+        },
     ])
 }
 
@@ -130,6 +138,7 @@ async fn run(args: Args) -> Result<bool, Error> {
         rate: args.rate,
         concurrency: args.concurrency,
         connections: args.connections,
+        tool_cpus: args.tool_cpus,
         direct: args.direct.clone(),
         gateway: args.gateway.clone(),
         protoset: load::write_protoset(&work)?,
@@ -218,6 +227,7 @@ async fn run(args: Args) -> Result<bool, Error> {
         "config": {
             "duration": humantime::format_duration(args.duration).to_string(),
             "rate": args.rate, "concurrency": args.concurrency, "connections": args.connections,
+            "load_tool_cpus": args.tool_cpus,
             "stack_records": args.stack_records + 5,
             "get_id": load::GET_ID,
             "tools": {"grpc": "ghz", "rest": "vegeta (HTTP/1.1, keep-alive)"},

@@ -26,6 +26,10 @@ pub fn ratios(runs: &[RunResult]) -> Value {
             (Some(a), Some(b)) if b.rps > 0.0 => json!(round3(a.rps / b.rps)),
             _ => Value::Null,
         };
+        let added_p50 = |a: Option<&RunResult>, b: Option<&RunResult>| match (a, b) {
+            (Some(a), Some(b)) => json!(round3(a.p50_ms - b.p50_ms)),
+            _ => Value::Null,
+        };
         let added = |a: Option<&RunResult>, b: Option<&RunResult>| match (a, b) {
             (Some(a), Some(b)) => json!(round3(a.p99_ms - b.p99_ms)),
             _ => Value::Null,
@@ -37,6 +41,8 @@ pub fn ratios(runs: &[RunResult]) -> Value {
                 "rest_over_direct_rps": ratio(rest_max, direct_max),
                 "gateway_grpc_added_p99_ms_at_rate": added(gw_rate, direct_rate),
                 "rest_added_p99_ms_at_rate": added(rest_rate, direct_rate),
+                "gateway_grpc_added_p50_ms_at_rate": added_p50(gw_rate, direct_rate),
+                "rest_added_p50_ms_at_rate": added_p50(rest_rate, direct_rate),
             }),
         );
     }
@@ -154,9 +160,12 @@ pub fn markdown(all: &Value, runs: &[RunResult]) -> String {
     );
     let _ = writeln!(
         md,
-        "| method | mode | path | req/s | p50 ms | p90 ms | p99 ms | errors | customer-service CPU / RSS MiB | Envoy CPU / RSS MiB | load tool CPU |"
+        "| method | mode | path | req/s | p50 ms | p90 ms | p99 ms | errors | customer-service CPU / RSS MiB | Envoy CPU / RSS MiB | envoy-gateway CPU | load tool CPU |"
     );
-    let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for r in runs {
         let tool = r
             .usage
@@ -165,7 +174,7 @@ pub fn markdown(all: &Value, runs: &[RunResult]) -> String {
             .map_or("-".into(), |u| format!("{:.0}% ({})", u.cpu_pct, r.tool));
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
             r.method.label(),
             match r.mode {
                 Mode::Max => "max".to_owned(),
@@ -183,6 +192,10 @@ pub fn markdown(all: &Value, runs: &[RunResult]) -> String {
             } else {
                 usage_of(r, "envoy")
             },
+            r.usage
+                .iter()
+                .find(|u| u.name == "envoy-gateway")
+                .map_or("-".into(), |u| format!("{:.0}%", u.cpu_pct)),
             tool,
         );
     }
@@ -195,7 +208,7 @@ pub fn markdown(all: &Value, runs: &[RunResult]) -> String {
     let _ = writeln!(md, "## Ratios\n");
     let _ = writeln!(
         md,
-        "| method | gateway gRPC / direct (req/s, max) | REST / direct (req/s, max) | p99 added, gateway gRPC (ms, at rate) | p99 added, REST (ms, at rate) |"
+        "| method | gateway gRPC / direct (req/s, max) | REST / direct (req/s, max) | p50 / p99 added, gateway gRPC (ms, at rate) | p50 / p99 added, REST (ms, at rate) |"
     );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|");
     if let Some(ratios) = all["ratios"].as_object() {
@@ -203,10 +216,12 @@ pub fn markdown(all: &Value, runs: &[RunResult]) -> String {
             let f = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x:.2}"));
             let _ = writeln!(
                 md,
-                "| {m} | {} | {} | {} | {} |",
+                "| {m} | {} | {} | {} / {} | {} / {} |",
                 f(&r["gateway_grpc_over_direct_rps"]),
                 f(&r["rest_over_direct_rps"]),
+                f(&r["gateway_grpc_added_p50_ms_at_rate"]),
                 f(&r["gateway_grpc_added_p99_ms_at_rate"]),
+                f(&r["rest_added_p50_ms_at_rate"]),
                 f(&r["rest_added_p99_ms_at_rate"]),
             );
         }
