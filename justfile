@@ -433,10 +433,10 @@ test-auth: check-auth _tools-keycloak _build-services
     if "$stack" running; then
       "$stack" up
     else
-      # A stack without auth holds the ports: take it down, bring it back after.
-      restart_plain=""
-      if AUTH= "$stack" running; then AUTH= "$stack" down; restart_plain=1; fi
-      trap '"$stack" down; if [ -n "$restart_plain" ]; then AUTH= "$stack" up; fi' EXIT
+      if AUTH= "$stack" running; then
+        echo "a stack without auth is running (just up): stop it first (just down)" >&2; exit 1
+      fi
+      trap '"$stack" down' EXIT
       started=$SECONDS
       "$stack" up
       echo "auth stack up in $((SECONDS - started))s"

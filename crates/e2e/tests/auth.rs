@@ -33,9 +33,8 @@ const CUSTOMERS_PER_USER_PER_MINUTE: u32 = 50;
 const ISSUER_PATH: &str = "/realms/envoy-poc";
 
 fn keycloak() -> String {
-    std::env::var("E2E_KEYCLOAK").unwrap_or_else(|_| {
-        panic!("E2E_KEYCLOAK is not set: run this suite with `just test-auth`")
-    })
+    std::env::var("E2E_KEYCLOAK")
+        .unwrap_or_else(|_| panic!("E2E_KEYCLOAK is not set: run this suite with `just test-auth`"))
 }
 
 /// An access token from Keycloak (password grant, the test users' password
@@ -67,9 +66,18 @@ async fn token_for(realm: &str, client_id: &str, user: &str) -> String {
 /// of letters, digits and dashes), which the assertion keeps true.
 fn form(fields: &[(&str, &str)]) -> String {
     for (_, value) in fields {
-        assert!(value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)), "{value}");
+        assert!(
+            value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+            "{value}"
+        );
     }
-    fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 async fn token(user: &str) -> String {
@@ -83,7 +91,8 @@ const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 fn b64url_encode(bytes: &[u8]) -> String {
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |acc, b| acc << 8 | u32::from(*b)) << (8 * (3 - chunk.len()));
+        let n =
+            chunk.iter().fold(0u32, |acc, b| acc << 8 | u32::from(*b)) << (8 * (3 - chunk.len()));
         for i in 0..=chunk.len() {
             out.push(char::from(B64URL[(n >> (18 - 6 * i) & 63) as usize]));
         }
@@ -224,13 +233,25 @@ async fn roles_decide_what_rest_callers_may_do() {
             }
         };
         for (method, path, body, allowed) in [
-            (reqwest::Method::GET, "/customers?page_size=1".to_owned(), None, read),
+            (
+                reqwest::Method::GET,
+                "/customers?page_size=1".to_owned(),
+                None,
+                read,
+            ),
             (reqwest::Method::GET, format!("/customers/{id}"), None, read),
-            (reqwest::Method::GET, "/products?page_size=1".to_owned(), None, read),
+            (
+                reqwest::Method::GET,
+                "/products?page_size=1".to_owned(),
+                None,
+                read,
+            ),
             (
                 reqwest::Method::POST,
                 "/customers".to_owned(),
-                Some(json!({"name": "Auth", "email": format!("auth-{user}-{}@example.com", unique_suffix())})),
+                Some(
+                    json!({"name": "Auth", "email": format!("auth-{user}-{}@example.com", unique_suffix())}),
+                ),
                 write,
             ),
             (
@@ -242,22 +263,41 @@ async fn roles_decide_what_rest_callers_may_do() {
             (
                 reqwest::Method::POST,
                 "/products".to_owned(),
-                Some(json!({"name": "Auth", "sku": format!("AUTH-{}", unique_suffix()), "price_minor_units": 100, "currency_code": "EUR"})),
+                Some(
+                    json!({"name": "Auth", "sku": format!("AUTH-{}", unique_suffix()), "price_minor_units": 100, "currency_code": "EUR"}),
+                ),
                 write,
             ),
         ] {
             let (status, _, body) = rest(ip, method.clone(), &path, body, Some(&bearer)).await;
             assert_eq!(status, expect(allowed), "{user} {method} {path}: {body}");
             if !allowed {
-                assert_eq!(body["code"], 7, "PERMISSION_DENIED in the JSON body: {body}");
+                assert_eq!(
+                    body["code"], 7,
+                    "PERMISSION_DENIED in the JSON body: {body}"
+                );
             }
         }
     }
     // Delete last: alice (reader) may not, bob (writer) may.
     let path = format!("/customers/{id}");
-    let (status, _, _) = rest(ip, reqwest::Method::DELETE, &path, None, Some(&token("alice").await)).await;
+    let (status, _, _) = rest(
+        ip,
+        reqwest::Method::DELETE,
+        &path,
+        None,
+        Some(&token("alice").await),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _, body) = rest(ip, reqwest::Method::DELETE, &path, None, Some(&token("bob").await)).await;
+    let (status, _, body) = rest(
+        ip,
+        reqwest::Method::DELETE,
+        &path,
+        None,
+        Some(&token("bob").await),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
@@ -279,28 +319,50 @@ async fn roles_decide_what_grpc_callers_may_do() {
             Ok(code) => code,
             Err(status) => status.code(),
         };
-        let want = |allowed: bool| if allowed { Code::Ok } else { Code::PermissionDenied };
+        let want = |allowed: bool| {
+            if allowed {
+                Code::Ok
+            } else {
+                Code::PermissionDenied
+            }
+        };
 
         let list = client
-            .list_customers(authorized(ListCustomersRequest { page_size: 1, ..Default::default() }, t))
+            .list_customers(authorized(
+                ListCustomersRequest {
+                    page_size: 1,
+                    ..Default::default()
+                },
+                t,
+            ))
             .await
             .map(|_| Code::Ok);
         assert_eq!(code(list), want(read), "{user} ListCustomers");
         let list = products
-            .list_products(authorized(ListProductsRequest { page_size: 1, ..Default::default() }, t))
+            .list_products(authorized(
+                ListProductsRequest {
+                    page_size: 1,
+                    ..Default::default()
+                },
+                t,
+            ))
             .await
             .map(|_| Code::Ok);
         assert_eq!(code(list), want(read), "{user} ListProducts");
 
         let created = client
             .create_customer(authorized(
-                CreateCustomerRequest { customer: Some(new_customer(user)) },
+                CreateCustomerRequest {
+                    customer: Some(new_customer(user)),
+                },
                 t,
             ))
             .await;
         match (&created, write) {
             (Ok(_), true) => {}
-            (Err(status), false) => assert_eq!(status.code(), Code::PermissionDenied, "{user}: {status:?}"),
+            (Err(status), false) => {
+                assert_eq!(status.code(), Code::PermissionDenied, "{user}: {status:?}")
+            }
             _ => panic!("{user} CreateCustomer: {created:?}"),
         }
         if let Ok(created) = created {
@@ -314,7 +376,10 @@ async fn roles_decide_what_grpc_callers_may_do() {
             let update = client
                 .update_customer(authorized(
                     UpdateCustomerRequest {
-                        customer: Some(Customer { name: "Renamed".into(), ..created.clone() }),
+                        customer: Some(Customer {
+                            name: "Renamed".into(),
+                            ..created.clone()
+                        }),
                         update_mask: None,
                     },
                     t,
@@ -330,10 +395,19 @@ async fn roles_decide_what_grpc_callers_may_do() {
         } else {
             // Denied before the service is asked: the id need not exist.
             let delete = client
-                .delete_customer(authorized(DeleteCustomerRequest { id: "cus_000001".into() }, t))
+                .delete_customer(authorized(
+                    DeleteCustomerRequest {
+                        id: "cus_000001".into(),
+                    },
+                    t,
+                ))
                 .await
                 .map(|_| Code::Ok);
-            assert_eq!(code(delete), Code::PermissionDenied, "{user} DeleteCustomer");
+            assert_eq!(
+                code(delete),
+                Code::PermissionDenied,
+                "{user} DeleteCustomer"
+            );
         }
     }
 }
@@ -342,7 +416,10 @@ async fn roles_decide_what_grpc_callers_may_do() {
 /// with its service account's role: writer.
 #[tokio::test]
 async fn service_account_token_can_write() {
-    let endpoint = format!("{}/realms/envoy-poc/protocol/openid-connect/token", keycloak());
+    let endpoint = format!(
+        "{}/realms/envoy-poc/protocol/openid-connect/token",
+        keycloak()
+    );
     let body: Value = reqwest::Client::new()
         .post(&endpoint)
         .header("content-type", "application/x-www-form-urlencoded")
@@ -357,11 +434,15 @@ async fn service_account_token_can_write() {
         .json()
         .await
         .unwrap();
-    let bearer = body["access_token"].as_str().unwrap_or_else(|| panic!("{body}"));
+    let bearer = body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
     let created = customers(fresh_client_ip())
         .await
         .create_customer(authorized(
-            CreateCustomerRequest { customer: Some(new_customer("service")) },
+            CreateCustomerRequest {
+                customer: Some(new_customer("service")),
+            },
             Some(bearer),
         ))
         .await;
@@ -374,7 +455,14 @@ async fn service_account_token_can_write() {
 /// REST, UNAUTHENTICATED on gRPC. `why` is Envoy's reason, which it puts in
 /// the body and the gRPC message.
 async fn assert_rejected(case: &str, bearer: Option<&str>, why: &str) {
-    assert_refused(case, bearer, why, StatusCode::UNAUTHORIZED, Code::Unauthenticated).await;
+    assert_refused(
+        case,
+        bearer,
+        why,
+        StatusCode::UNAUTHORIZED,
+        Code::Unauthenticated,
+    )
+    .await;
 }
 
 async fn assert_refused(case: &str, bearer: Option<&str>, why: &str, http: StatusCode, grpc: Code) {
@@ -389,21 +477,36 @@ async fn assert_refused(case: &str, bearer: Option<&str>, why: &str, http: Statu
     .await;
     assert_eq!(status, http, "{case}: REST {body}");
     let challenge = challenge.unwrap_or_else(|| panic!("{case}: no WWW-Authenticate"));
-    assert!(challenge.starts_with("Bearer realm="), "{case}: {challenge}");
-    assert_eq!(body["code"], grpc as i32, "{case}: {grpc:?} in the JSON body: {body}");
+    assert!(
+        challenge.starts_with("Bearer realm="),
+        "{case}: {challenge}"
+    );
+    assert_eq!(
+        body["code"], grpc as i32,
+        "{case}: {grpc:?} in the JSON body: {body}"
+    );
     let message = body["message"].as_str().unwrap_or_default();
-    assert!(message.contains(why), "{case}: REST message {message:?}, want {why:?}");
+    assert!(
+        message.contains(why),
+        "{case}: REST message {message:?}, want {why:?}"
+    );
 
     let (code, message) = grpc_list(ip, bearer).await;
     assert_eq!(code, grpc, "{case}: gRPC {message}");
-    assert!(message.contains(why), "{case}: gRPC message {message:?}, want {why:?}");
+    assert!(
+        message.contains(why),
+        "{case}: gRPC message {message:?}, want {why:?}"
+    );
     println!("{case}: REST {status} ({challenge}), gRPC {code:?} ({message})");
 }
 
 #[test]
 fn base64url_round_trips() {
     for input in ["", "a", "ab", "abc", "abcd", "{\"alg\":\"RS256\"}"] {
-        assert_eq!(b64url_decode(&b64url_encode(input.as_bytes())), input.as_bytes());
+        assert_eq!(
+            b64url_decode(&b64url_encode(input.as_bytes())),
+            input.as_bytes()
+        );
     }
     assert_eq!(b64url_encode(b"{\"alg\":\"none\"}"), "eyJhbGciOiJub25lIn0");
 }
@@ -431,7 +534,12 @@ async fn wrong_issuer_is_unauthenticated() {
     let forged = with_claims(&token("carol").await, |c| {
         c["iss"] = json!("http://127.0.0.1:8180/realms/elsewhere");
     });
-    assert_rejected("wrong issuer", Some(&forged), "Jwt issuer is not configured").await;
+    assert_rejected(
+        "wrong issuer",
+        Some(&forged),
+        "Jwt issuer is not configured",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -466,9 +574,26 @@ async fn alg_none_is_unauthenticated() {
     let real = token("carol").await;
     let parts: Vec<&str> = real.split('.').collect();
     let header = encode(&json!({"alg": "none", "typ": "JWT"}));
-    for unsigned in [format!("{header}.{}.", parts[1]), format!("{header}.{}", parts[1])] {
-        assert_rejected("alg none", Some(&unsigned), "Jwt").await;
+    // Unsigned, as `alg: none` means: Envoy wants three non-empty parts.
+    for unsigned in [
+        format!("{header}.{}.", parts[1]),
+        format!("{header}.{}", parts[1]),
+    ] {
+        assert_rejected(
+            "alg none, unsigned",
+            Some(&unsigned),
+            "Jwt is not in the form of Header.Payload.Signature",
+        )
+        .await;
     }
+    // `alg: none` in front of the real signature: not an algorithm the keys allow.
+    let relabelled = format!("{header}.{}.{}", parts[1], parts[2]);
+    assert_rejected(
+        "alg none, signature kept",
+        Some(&relabelled),
+        "Jwt header [alg] is not supported",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -478,12 +603,22 @@ async fn token_of_another_realm_is_unauthenticated() {
     let other = token_for("other", "envoy-poc-cli", "mallory").await;
     let claims = decode(other.split('.').nth(1).unwrap());
     assert_eq!(claims["aud"], json!("envoy-poc-gateway"), "{claims}");
-    assert_rejected("another realm", Some(&other), "Jwt issuer is not configured").await;
+    assert_rejected(
+        "another realm",
+        Some(&other),
+        "Jwt issuer is not configured",
+    )
+    .await;
     // ... and relabelled with our issuer, still signed with that realm's key.
     let relabelled = with_claims(&other, |c| {
         c["iss"] = json!(format!("{}{ISSUER_PATH}", keycloak()));
     });
-    assert_rejected("another realm's key", Some(&relabelled), "Jwt").await;
+    assert_rejected(
+        "another realm's key",
+        Some(&relabelled),
+        "Jwks doesn't have key to match kid or alg from Jwt",
+    )
+    .await;
 }
 
 /// Reflection stays open (grpcurl list works without a token); health is not
@@ -493,7 +628,10 @@ async fn reflection_needs_no_token() {
     let services = reflection_services_v1(grpc_channel(fresh_client_ip()).await.unwrap())
         .await
         .unwrap();
-    assert!(services.iter().any(|s| s == "customer.v1.CustomerService"), "{services:?}");
+    assert!(
+        services.iter().any(|s| s == "customer.v1.CustomerService"),
+        "{services:?}"
+    );
 }
 
 // ---- per-user rate limit -----------------------------------------------------
@@ -511,34 +649,62 @@ async fn per_user_limit_keeps_users_apart() {
     let started = Instant::now();
     let mut admitted = 0;
     loop {
-        let (status, _, body) =
-            rest(ip, reqwest::Method::GET, "/customers?page_size=1", None, Some(&alice)).await;
+        let (status, _, body) = rest(
+            ip,
+            reqwest::Method::GET,
+            "/customers?page_size=1",
+            None,
+            Some(&alice),
+        )
+        .await;
         if status == StatusCode::TOO_MANY_REQUESTS {
             assert_eq!(body["code"], 8, "{body}");
             break;
         }
         assert_eq!(status, StatusCode::OK, "{body}");
         admitted += 1;
-        assert!(admitted <= 2 * CUSTOMERS_PER_USER_PER_MINUTE, "erin never limited");
+        assert!(
+            admitted <= 2 * CUSTOMERS_PER_USER_PER_MINUTE,
+            "erin never limited"
+        );
     }
     // At most a full bucket plus the refill; fewer when a run in the last
     // minute against the same (reused) stack left the bucket part-empty.
     let bound = e2e::max_admitted(CUSTOMERS_PER_USER_PER_MINUTE, started.elapsed());
-    assert!(admitted <= bound, "erin admitted {admitted}, want at most {bound}");
+    assert!(
+        admitted <= bound,
+        "erin admitted {admitted}, want at most {bound}"
+    );
     // gRPC draws from the same per-user bucket.
     assert_eq!(grpc_list(ip, Some(&alice)).await.0, Code::ResourceExhausted);
 
     // Same address, other user: through.
-    let (status, _, body) =
-        rest(ip, reqwest::Method::GET, "/customers?page_size=1", None, Some(&bob)).await;
+    let (status, _, body) = rest(
+        ip,
+        reqwest::Method::GET,
+        "/customers?page_size=1",
+        None,
+        Some(&bob),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "frank from erin's address: {body}");
     assert_eq!(grpc_list(ip, Some(&bob)).await.0, Code::Ok);
 
     // Other address, same user: still limited.
     let elsewhere = fresh_client_ip();
-    let (status, _, _) =
-        rest(elsewhere, reqwest::Method::GET, "/customers?page_size=1", None, Some(&alice)).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "erin from a fresh address");
+    let (status, _, _) = rest(
+        elsewhere,
+        reqwest::Method::GET,
+        "/customers?page_size=1",
+        None,
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "erin from a fresh address"
+    );
 
     // A forged x-user-id is overwritten by the token's subject.
     let spoofed = rest_client(elsewhere)
@@ -548,6 +714,12 @@ async fn per_user_limit_keeps_users_apart() {
         .send()
         .await
         .unwrap();
-    assert_eq!(spoofed.status(), StatusCode::TOO_MANY_REQUESTS, "x-user-id sent by erin herself");
-    println!("per-user limit: erin admitted {admitted}, then 429 (also from a fresh address and with a forged x-user-id); frank 200 from erin's address");
+    assert_eq!(
+        spoofed.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "x-user-id sent by erin herself"
+    );
+    println!(
+        "per-user limit: erin admitted {admitted}, then 429 (also from a fresh address and with a forged x-user-id); frank 200 from erin's address"
+    );
 }
