@@ -7,7 +7,12 @@
 #   stack.sh down     stop exactly what `up` started
 #   stack.sh status   show what runs
 #   stack.sh running  exit 0 when everything runs and the gateway answers
+#   stack.sh restart NAME  stop one service instance (SIGTERM, drain) and
+#                     start it again, e.g. customer-service-2
 #
+# REPLICAS=2 also runs a second instance of each service (customer-service-2
+# on :50061, product-service-2 on :50062), the endpoints that
+# OVERLAY=k8s/overlays/ha adds; the fault tests use it (`just test-faults`).
 # AUTH=1 (`just up-auth`, `just test-auth`) also runs Keycloak on
 # 127.0.0.1:8180 (dev mode, in-memory database, realms imported from
 # k8s/keycloak/) and defaults OVERLAY to k8s/overlays/local-auth; it needs
@@ -25,6 +30,7 @@ overlay=${OVERLAY:-$repo_root/k8s/overlays/local${auth:+-auth}}
 keycloak_port=8180
 envoy_version=${ENVOY_VERSION:?ENVOY_VERSION is set by the justfile}
 gateway_port=8080
+replicas=${REPLICAS:-1}
 logs=$state_dir/logs
 pids=$state_dir/pids
 
@@ -130,7 +136,7 @@ render_gateway_config() {
 # instead of half-starting next to it.
 check_ports_free() {
   local name port
-  for name_port in customer-service:50051 product-service:50052 envoy-gateway:$gateway_port ${auth:+keycloak:$keycloak_port}; do
+  for name_port in $(instances | awk '{print $1 ":" $3}') envoy-gateway:$gateway_port ${auth:+keycloak:$keycloak_port}; do
     name=${name_port%%:*} port=${name_port##*:}
     if ! alive "$name" && port_open "$port"; then
       log "port $port is in use by another process (another stack, or a service started by hand?)."
@@ -140,17 +146,30 @@ check_ports_free() {
   done
 }
 
+# The service instances `up` runs, as "name binary port".
+instances() {
+  echo "customer-service customer-service 50051"
+  echo "product-service product-service 50052"
+  if ((replicas >= 2)); then
+    echo "customer-service-2 customer-service 50061"
+    echo "product-service-2 product-service 50062"
+  fi
+}
+
+start_instance() { # name binary port
+  local bin_dir=${BIN_DIR:-$repo_root/target/debug}
+  start "$1" "$bin_dir/$2" --reflect-whole-api --port "$3"
+}
+
 up() {
   mkdir -p "$logs" "$pids"
   check_ports_free
-  local bin_dir=${BIN_DIR:-$repo_root/target/debug}
-  start customer-service "$bin_dir/customer-service" --reflect-whole-api
-  start product-service "$bin_dir/product-service" --reflect-whole-api
+  local name bin port
+  while read -r name bin port; do start_instance "$name" "$bin" "$port"; done < <(instances)
   if [ -n "$auth" ]; then start_keycloak; fi
   render_gateway_config
   start envoy-gateway envoy-gateway server --config-path "$state_dir/envoy-gateway.yaml"
-  wait_for "customer-service on :50051" 30 port_open 50051
-  wait_for "product-service on :50052" 30 port_open 50052
+  while read -r name bin port; do wait_for "$name on :$port" 30 port_open "$port"; done < <(instances)
   if [ -n "$auth" ]; then
     wait_for "keycloak on :$keycloak_port (realm envoy-poc)" 300 keycloak_answers
     log "keycloak ready on http://127.0.0.1:$keycloak_port (realm envoy-poc)"
@@ -161,17 +180,37 @@ up() {
 
 down() {
   local name
-  for name in envoy-gateway keycloak product-service customer-service; do stop "$name"; done
+  # The second instances too, whatever REPLICAS says now (stop is a no-op
+  # for what does not run).
+  for name in envoy-gateway keycloak product-service-2 customer-service-2 product-service customer-service; do
+    stop "$name"
+  done
 }
 
 running() {
+  local name _
+  while read -r name _; do alive "$name" || return 1; done < <(instances)
   if [ -n "$auth" ]; then alive keycloak && keycloak_answers || return 1; fi
-  alive customer-service && alive product-service && alive envoy-gateway && gateway_answers
+  alive envoy-gateway && gateway_answers
+}
+
+restart() { # name
+  local name bin port
+  while read -r name bin port; do
+    [ "$name" = "$1" ] || continue
+    mkdir -p "$logs" "$pids"
+    stop "$name"
+    start_instance "$name" "$bin" "$port"
+    wait_for "$name on :$port" 30 port_open "$port"
+    return
+  done < <(instances)
+  log "restart: no service instance $1 (with REPLICAS=$replicas)"
+  return 2
 }
 
 status() {
   local name
-  for name in customer-service product-service envoy-gateway; do
+  for name in $(instances | cut -d' ' -f1) envoy-gateway; do
     if alive "$name"; then echo "$name: running (pid $(cat "$pids/$name.pid"))"; else echo "$name: stopped"; fi
   done
   if [ -n "$auth" ] || alive keycloak; then
@@ -184,8 +223,9 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   running) running ;;
+  restart) restart "${2:?usage: $0 restart NAME}" ;;
   *)
-    log "usage: $0 up|down|status|running"
+    log "usage: $0 up|down|status|running|restart NAME"
     exit 2
     ;;
 esac
