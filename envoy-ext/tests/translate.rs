@@ -196,3 +196,53 @@ fn both_services_have_routes_clusters_and_their_own_limits() {
         }
     }
 }
+
+#[test]
+fn service_routes_retry_only_unprocessed_requests_and_clusters_health_check() {
+    let clusters = config_dump("ClustersConfigDump")["dynamicActiveClusters"]
+        .as_array()
+        .unwrap();
+    for (route, service) in [
+        (
+            "grpcroute/envoy-poc/customer-service/",
+            "customer.v1.CustomerService",
+        ),
+        (
+            "grpcroute/envoy-poc/product-service/",
+            "product.v1.ProductService",
+        ),
+    ] {
+        for r in routes()
+            .into_iter()
+            .filter(|r| r["name"].as_str().unwrap().starts_with(route))
+        {
+            let retry = &r["route"]["retryPolicy"];
+            // Never "reset" or "5xx": those may repeat a request a service
+            // already applied (a create twice).
+            assert_eq!(
+                retry["retryOn"], "connect-failure,refused-stream,reset-before-request,unavailable",
+                "{route}: {retry}"
+            );
+            assert_eq!(
+                retry["retryHostPredicate"][0]["name"],
+                "envoy.retry_host_predicates.previous_hosts",
+                "{route}: retries go to another instance"
+            );
+        }
+        let cluster = clusters
+            .iter()
+            .map(|c| &c["cluster"])
+            .find(|c| c["name"].as_str().unwrap().starts_with(route))
+            .unwrap_or_else(|| panic!("no cluster {route}"));
+        let checks = cluster["healthChecks"].as_array().unwrap();
+        assert_eq!(checks.len(), 1, "{route}: {checks:?}");
+        assert_eq!(
+            checks[0]["grpcHealthCheck"]["serviceName"], service,
+            "{route}: readiness is the service's own health status"
+        );
+        assert_eq!(
+            cluster["outlierDetection"]["maxEjectionPercent"], 50,
+            "{route}"
+        );
+    }
+}
