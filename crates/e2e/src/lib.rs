@@ -95,6 +95,68 @@ pub fn max_admitted(per_minute: u32, elapsed: Duration) -> u32 {
     per_minute + refilled + 1
 }
 
+/// The local stack as `envoy-ext/standalone/stack.sh` runs it, for the
+/// fault tests that kill and restart service instances (`just test-faults`
+/// runs them against `REPLICAS=2 OVERLAY=k8s/overlays/ha`). The script reads
+/// its settings (`STATE_DIR`, `REPLICAS`, `ENVOY_VERSION`) from the
+/// environment the recipe exports.
+pub mod stack {
+    use std::{
+        path::{Path, PathBuf},
+        process::Command,
+    };
+
+    use super::TestError;
+
+    fn repo_root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// Where the stack keeps its pid files and logs.
+    pub fn state_dir() -> PathBuf {
+        std::env::var_os("STATE_DIR")
+            .map_or_else(|| repo_root().join(".local/stack"), PathBuf::from)
+    }
+
+    /// The pid of a running instance, e.g. `customer-service-2`.
+    pub fn pid(name: &str) -> Result<u32, TestError> {
+        let file = state_dir().join("pids").join(format!("{name}.pid"));
+        let text = std::fs::read_to_string(&file)
+            .map_err(|err| format!("{}: {err} (is the stack up?)", file.display()))?;
+        Ok(text.trim().parse()?)
+    }
+
+    /// Sends `signal` (`KILL`, `TERM`) to the instance's process group, as
+    /// the script's own `stop` does, without waiting.
+    pub fn signal(name: &str, signal: &str) -> Result<(), TestError> {
+        let group = format!("-{}", pid(name)?);
+        let status = Command::new("kill")
+            .args(["-s", signal, "--", &group])
+            .status()?;
+        if !status.success() {
+            return Err(format!("kill -s {signal} {name}: {status}").into());
+        }
+        Ok(())
+    }
+
+    /// `stack.sh restart NAME`: SIGTERM, wait for the drain and the exit,
+    /// start again, wait until it listens. Blocks; use `spawn_blocking`.
+    pub fn restart(name: &str) -> Result<(), TestError> {
+        let script = repo_root().join("envoy-ext/standalone/stack.sh");
+        let output = Command::new(&script).args(["restart", name]).output()?;
+        if !output.status.success() {
+            return Err(format!(
+                "{} restart {name}: {}\n{}",
+                script.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,9 +2,8 @@
 //! the gateway): error details, health and reflection over both protocols.
 
 use tonic::{Status, transport::Channel};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+pub use tonic_health::pb::{HealthCheckResponse, health_check_response::ServingStatus};
 use tonic_types::StatusExt;
 
 /// Boxed error for test helpers.
@@ -32,6 +31,21 @@ pub async fn health(channel: Channel, service: &str) -> Result<ServingStatus, Te
         .await?
         .into_inner();
     Ok(response.status())
+}
+
+/// `grpc.health.v1.Health/Watch` for `service`: the current status first,
+/// then every change (e.g. NOT_SERVING once a shutdown starts). Drop the
+/// stream when done: an open watch holds up the server's drain.
+pub async fn health_watch(
+    channel: Channel,
+    service: &str,
+) -> Result<tonic::Streaming<HealthCheckResponse>, TestError> {
+    Ok(HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await?
+        .into_inner())
 }
 
 macro_rules! list_services {
