@@ -54,6 +54,14 @@ stop() { # name
   rm -f "$pids/$name.pid"
 }
 
+close_inherited_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+  done
+}
+
 start() { # name command...
   local name=$1
   shift
@@ -66,8 +74,12 @@ start() { # name command...
     return
   fi
   # setsid: its own process group, so `down` also stops what it spawned
-  # (Envoy Gateway's Envoy child).
-  setsid "$@" >"$logs/$name.log" 2>&1 </dev/null &
+  # (Envoy Gateway's Envoy child). The service must not inherit our open
+  # files: a caller's lock (`flock`) would otherwise live as long as it does.
+  (
+    close_inherited_fds
+    exec setsid "$@" >"$logs/$name.log" 2>&1 </dev/null
+  ) &
   echo $! >"$pids/$name.pid"
   log "$name: started (pid $!), log $logs/$name.log"
 }
