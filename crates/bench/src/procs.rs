@@ -161,3 +161,35 @@ impl Sampler {
         self.handle.join().unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process_and_finds_a_child_by_name() {
+        let me = std::process::id();
+        assert!(rss_kib(me).is_some_and(|k| k > 0));
+        assert!(cpu_ticks(me).is_some());
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let found = find_descendant(me, "sleep");
+        drop(child.kill());
+        drop(child.wait());
+        assert_eq!(found, Some(child.id()));
+    }
+
+    #[test]
+    fn sampler_reports_usage() {
+        let usage = Sampler::start(vec![Watched {
+            name: "me".into(),
+            pid: std::process::id(),
+        }]);
+        std::thread::sleep(Duration::from_millis(150));
+        let usage = usage.finish();
+        assert_eq!(usage.len(), 1);
+        assert!(usage[0].rss_max_mib > 0.0);
+    }
+}

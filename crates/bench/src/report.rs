@@ -401,3 +401,62 @@ pub fn svg(runs: &[RunResult], rate: u32) -> String {
     s.push_str("</svg>\n");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(path: Path3, method: Method, mode: Mode, rps: f64, p50: f64, p99: f64) -> RunResult {
+        RunResult {
+            path,
+            method,
+            mode,
+            tool: "ghz",
+            requests: 100,
+            ok: 100,
+            cut: 0,
+            rps,
+            p50_ms: p50,
+            p90_ms: p50,
+            p99_ms: p99,
+            errors: Value::Null,
+            usage: Vec::new(),
+        }
+    }
+
+    fn runs() -> Vec<RunResult> {
+        let mut v = Vec::new();
+        for method in Method::ALL {
+            v.push(run(Path3::Direct, method, Mode::Max, 1000.0, 1.0, 2.0));
+            v.push(run(Path3::Gateway, method, Mode::Max, 600.0, 1.0, 2.0));
+            v.push(run(Path3::Rest, method, Mode::Max, 400.0, 1.0, 2.0));
+            v.push(run(Path3::Direct, method, Mode::Rate, 100.0, 0.2, 1.0));
+            v.push(run(Path3::Gateway, method, Mode::Rate, 100.0, 0.5, 1.5));
+            v.push(run(Path3::Rest, method, Mode::Rate, 100.0, 0.6, 3.0));
+        }
+        v
+    }
+
+    #[test]
+    fn ratios_and_targets() {
+        let ratios = ratios(&runs());
+        let get = &ratios["GetCustomer"];
+        assert_eq!(get["gateway_grpc_over_direct_rps"], json!(0.6));
+        assert_eq!(get["rest_over_direct_rps"], json!(0.4));
+        assert_eq!(get["gateway_grpc_added_p99_ms_at_rate"], json!(0.5));
+        assert_eq!(get["rest_added_p50_ms_at_rate"], json!(0.4));
+        let service = json!({"rss_mib": {"5": 5.0, "10005": 16.0}, "start_to_serving": {"5": {"median_ms": 3.0}}});
+        let t = targets(&ratios, &service, 1000);
+        let met: Vec<Option<bool>> = t.iter().map(|t| t["met"].as_bool()).collect();
+        // REST 0.4x < 0.5x missed; +0.5 ms met; 16 MiB missed; 3 ms met.
+        assert_eq!(met, [Some(false), Some(true), Some(false), Some(true)]);
+    }
+
+    #[test]
+    fn svg_has_a_bar_per_percentile_and_run() {
+        let svg = svg(&runs(), 1000);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        // 3 legend squares + 18 runs x 3 percentiles + the background.
+        assert_eq!(svg.matches("<rect").count(), 1 + 3 + 18 * 3);
+    }
+}
