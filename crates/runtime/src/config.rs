@@ -57,6 +57,11 @@ pub struct ServerConfig {
     /// Generate this many extra realistic records at startup (for benchmarks).
     #[arg(long, default_value_t = 0)]
     pub synthetic_records: usize,
+    /// After SIGTERM, how long to keep serving while health already says
+    /// NOT_SERVING, so a load balancer's health checks stop sending new
+    /// requests before the listener closes (0: close at once).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
     /// How long in-flight requests may take to finish after shutdown starts.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
@@ -84,6 +89,7 @@ pub const ENV_SUFFIXES: &[&str] = &[
     "REFLECT_WHOLE_API",
     "EMPTY",
     "SYNTHETIC_RECORDS",
+    "SHUTDOWN_DELAY",
     "DRAIN_TIMEOUT",
     "REQUEST_TIMEOUT",
     "CONCURRENCY_LIMIT",
@@ -158,6 +164,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Human);
         assert!(!c.reflect_whole_api && !c.empty);
         assert_eq!(c.synthetic_records, 0);
+        assert_eq!(c.shutdown_delay, Duration::ZERO);
         assert_eq!(c.drain_timeout, Duration::from_secs(10));
         assert_eq!(c.request_timeout, Duration::from_secs(5));
         assert_eq!(c.concurrency_limit, 1024);
@@ -180,6 +187,8 @@ mod tests {
                 "--empty",
                 "--synthetic-records",
                 "100000",
+                "--shutdown-delay",
+                "1500ms",
                 "--drain-timeout",
                 "1m 5s",
                 "--request-timeout",
@@ -196,6 +205,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert!(c.reflect_whole_api && c.empty);
         assert_eq!(c.synthetic_records, 100_000);
+        assert_eq!(c.shutdown_delay, Duration::from_millis(1500));
         assert_eq!(c.drain_timeout, Duration::from_secs(65));
         assert_eq!(c.request_timeout, Duration::from_millis(250));
         assert_eq!(c.concurrency_limit, 3);

@@ -67,7 +67,9 @@ fn reflection(
 /// `config.drain_timeout`.
 ///
 /// Health is SERVING for `""` and `spec.service_name` while listening and
-/// NOT_SERVING for both as soon as `shutdown` completes.
+/// NOT_SERVING for both as soon as `shutdown` completes. With a
+/// `config.shutdown_delay` the server keeps accepting and serving for that
+/// long before it closes the listener and drains.
 pub async fn serve_with_listener(
     spec: &ServiceSpec,
     config: &ServerConfig,
@@ -90,10 +92,17 @@ pub async fn serve_with_listener(
     let (draining_tx, draining_rx) = oneshot::channel::<()>();
     let signal = {
         let spec = *spec;
+        let delay = config.shutdown_delay;
         async move {
             shutdown.await;
-            tracing::info!("shutdown requested: health NOT_SERVING, draining");
             set_health(&reporter, &spec, ServingStatus::NotServing).await;
+            if !delay.is_zero() {
+                // Still serving: the load balancer's next health check sees
+                // NOT_SERVING and stops sending before the listener closes.
+                tracing::info!(?delay, "shutdown requested: health NOT_SERVING, serving on");
+                tokio::time::sleep(delay).await;
+            }
+            tracing::info!("shutdown requested: health NOT_SERVING, draining");
             // The receiver only goes away when serving already ended.
             let _ = draining_tx.send(());
         }

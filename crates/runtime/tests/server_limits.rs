@@ -150,3 +150,32 @@ async fn the_concurrency_limit_queues_calls_beyond_it() {
         .await
         .expect("stops");
 }
+
+#[tokio::test]
+async fn shutdown_delay_keeps_serving_while_not_serving() {
+    let mut config = ServerConfig::for_tests(&SPEC);
+    config.shutdown_delay = Duration::from_millis(400);
+    let (mut server, _) = start(config, Duration::from_millis(1)).await;
+    let channel = testing::channel(&server.endpoint())
+        .await
+        .expect("connects");
+    let mut watch = testing::health_watch(channel, api::customer::v1::SERVICE_NAME)
+        .await
+        .expect("watch");
+    let first = watch.message().await.expect("stream").expect("status");
+    assert_eq!(first.status(), testing::ServingStatus::Serving);
+
+    let started = Instant::now();
+    server.trigger_shutdown();
+    let next = watch.message().await.expect("stream").expect("status");
+    assert_eq!(next.status(), testing::ServingStatus::NotServing);
+    drop(watch);
+    // A new connection and call during the delay are still served.
+    assert_eq!(call(&server).await.code(), Code::NotFound);
+    assert!(started.elapsed() < Duration::from_millis(400));
+    server.shutdown().await.expect("stops");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "closed before the delay"
+    );
+}
