@@ -299,6 +299,7 @@ check-openapi: _tools-reliability
 
 # Supply chain: licenses, banned/duplicate crates, sources (deny.toml says why advisories are not checked)
 deny: _tools-deny
+    cargo fetch --locked --quiet   # a fresh clone: the crates' metadata, so the check itself runs offline
     cargo deny --locked --offline check licenses bans sources
 
 # Fuzz the REST API through the gateway with schemathesis (its own stack, no rate limits): no 5xx, no schema violation, nothing crashed
