@@ -355,6 +355,10 @@ test-faults: tools _build-services
     set -euo pipefail
     export ENVOY_VERSION={{envoy_version}} REPLICAS=2
     export OVERLAY="{{justfile_directory()}}/k8s/overlays/ha" STATE_DIR="{{justfile_directory()}}/.local/stack-ha"
+    # Like a Kubernetes preStop: after SIGTERM an instance keeps serving for 3 s
+    # with health NOT_SERVING, so Envoy's health checks (1 s, two misses) take
+    # it out of the rotation before its listener closes.
+    export CUSTOMER_SHUTDOWN_DELAY=3s PRODUCT_SHUTDOWN_DELAY=3s
     # Compile first: the stack (and the machine's shared ports) is held only
     # while the tests run.
     cargo test --locked -p e2e --test faults --no-run

@@ -244,5 +244,15 @@ fn service_routes_retry_only_unprocessed_requests_and_clusters_health_check() {
             cluster["outlierDetection"]["maxEjectionPercent"], 50,
             "{route}"
         );
+        let lb = cluster["loadBalancingPolicy"].to_string();
+        assert!(
+            lb.contains("round_robin"),
+            "{route}: round robin, so a retry finds the other instance: {lb}"
+        );
+        assert!(
+            lb.contains("round_robin")
+                || cluster["lbPolicy"].is_null() && !lb.contains("least_request"),
+            "{route}: round robin, so a retry finds the other instance: {lb}"
+        );
     }
 }

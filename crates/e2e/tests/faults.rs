@@ -297,6 +297,8 @@ async fn killed_service_fails_fast_with_503_and_unavailable_then_recovers() {
 #[tokio::test]
 #[ignore = "restarts services: needs the two-instance stack of `just test-faults`"]
 async fn rolling_restart_under_load_loses_no_request() {
+    // Whatever ran before (a kill), Envoy's health checks see both up first.
+    tokio::time::sleep(SETTLE).await;
     let load = Load::start(4);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
