@@ -20,7 +20,7 @@ pub fn gateway_url() -> String {
     std::env::var("E2E_GATEWAY").unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned())
 }
 
-/// Rate limits as configured in k8s/gateway/ratelimit.yaml, per client IP and
+/// Rate limits as configured in k8s/gateway/backend-traffic.yaml, per client IP and
 /// minute. A unit test below keeps these in step with the YAML.
 pub mod limits {
     pub const CUSTOMERS_PER_MINUTE: u32 = 100;
@@ -163,7 +163,7 @@ mod tests {
 
     /// The YAML document of the BackendTrafficPolicy named `name`.
     fn policy(name: &str) -> String {
-        let yaml = include_str!("../../../k8s/gateway/ratelimit.yaml");
+        let yaml = include_str!("../../../k8s/gateway/backend-traffic.yaml");
         yaml.split("\n---\n")
             .find(|doc| doc.contains(&format!("\n  name: {name}\n")))
             .unwrap_or_else(|| panic!("no policy {name}"))
