@@ -1,7 +1,7 @@
 //! Renders the EnvoyPatchPolicies that Envoy Gateway has no first-class API
 //! for, into `k8s/gateway/`:
 //!
-//! - `transcoder.yaml` puts Envoy's gRPC-JSON transcoder first in the gateway
+//! - `transcoder.yaml` puts Envoy's gRPC-JSON transcoder at the head of the gateway
 //!   listener's HTTP filters. Everything in it that depends on the API (the
 //!   descriptor set, the services) comes from [`api::DESCRIPTOR_SET`], so the
 //!   REST surface can never drift from the protos.
@@ -40,6 +40,12 @@ pub const LISTENER_NAME: &str = "tcp-8080";
 
 /// Route configuration name under XDSNameSchemeV2: `http-<port>`.
 pub const ROUTE_CONFIG_NAME: &str = "http-8080";
+
+/// The largest REST request body the gateway accepts (413 above it). REST
+/// bodies are JSON, larger than the protobuf they become, so a body under
+/// this limit always fits the services' 4 MiB `--max-message-bytes`, and the
+/// service judges its content; a larger one never costs a service anything.
+pub const REST_BODY_LIMIT_BYTES: u64 = 4 * 1024 * 1024;
 
 /// JSONPath to the HTTP connection manager of the listener, by filter name
 /// rather than position.
@@ -96,11 +102,16 @@ pub fn render_transcoder_policy(descriptor_set: &[u8]) -> Result<String, prost::
     let descriptor_b64 = base64::engine::general_purpose::STANDARD.encode(descriptor_set);
     let header = policy_header(
         "grpc-json-transcoder",
-        "Inserts Envoy's gRPC-JSON transcoder as the FIRST HTTP filter of the
-gateway listener, built from the descriptor set of proto/. It turns REST
-calls into gRPC calls to /<package>.<Service>/<Method> and clears the route
-cache, so they then match the GRPCRoutes and get the same rate limits and
-auth as native gRPC.",
+        "Inserts Envoy's gRPC-JSON transcoder at the head of the gateway
+listener's HTTP filters, built from the descriptor set of proto/. It turns
+REST calls into gRPC calls to /<package>.<Service>/<Method> and clears the
+route cache, so they then match the GRPCRoutes and get the same rate limits
+and auth as native gRPC.
+
+Only a size guard for REST bodies runs before it: the transcoder hands the
+converted message on in one piece, so a limit after it never triggers, and
+REST callers are owed a 413 for an oversized body. gRPC calls skip the guard
+(the services answer OUT_OF_RANGE for messages over --max-message-bytes).",
     );
     Ok(format!(
         r#"{header}    - type: type.googleapis.com/envoy.config.listener.v3.Listener
@@ -128,6 +139,38 @@ auth as native gRPC.",
               # A typo'd query parameter is a 400, not silently ignored.
               reject_unknown_query_parameters: true
             proto_descriptor_bin: {descriptor_b64}
+    - type: type.googleapis.com/envoy.config.listener.v3.Listener
+      name: {LISTENER_NAME}
+      operation:
+        op: add
+        jsonPath: "{HCM_JSON_PATH}"
+        path: /typed_config/http_filters/0
+        value:
+          name: rest-body-limit
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher
+            xds_matcher:
+              matcher_list:
+                matchers:
+                  - predicate:
+                      single_predicate:
+                        input:
+                          name: content-type
+                          typed_config:
+                            "@type": type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput
+                            header_name: content-type
+                        value_match:
+                          prefix: application/grpc
+                    on_match:
+                      action:
+                        name: skip-for-grpc
+                        typed_config:
+                          "@type": type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter
+            extension_config:
+              name: envoy.filters.http.buffer
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+                max_request_bytes: {REST_BODY_LIMIT_BYTES}
 "#
     ))
 }

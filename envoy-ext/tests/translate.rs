@@ -116,14 +116,22 @@ fn every_object_and_policy_is_accepted() {
 }
 
 #[test]
-fn transcoder_is_the_first_http_filter_with_the_api_services() {
+fn transcoder_leads_the_http_filters_with_the_api_services() {
     let hcm = gateway_hcm();
     let filters = hcm["httpFilters"].as_array().unwrap();
+    let names: Vec<&str> = filters
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    // Only the REST body guard may run before the transcoder; every filter
+    // Envoy Gateway adds (rate limit, and later auth) runs after it, so
+    // transcoded calls meet them on the GRPCRoute like native gRPC calls.
     assert_eq!(
-        filters[0]["name"], "envoy.filters.http.grpc_json_transcoder",
-        "{filters:?}"
+        names[..2],
+        ["rest-body-limit", "envoy.filters.http.grpc_json_transcoder"],
+        "{names:?}"
     );
-    let config = &filters[0]["typedConfig"];
+    let config = &filters[1]["typedConfig"];
     assert_eq!(
         config["services"],
         serde_json::json!([
@@ -132,14 +140,21 @@ fn transcoder_is_the_first_http_filter_with_the_api_services() {
         ])
     );
     assert_eq!(config["convertGrpcStatus"], true);
-    // The rate limiter runs after it, so transcoded calls are limited too.
-    let names: Vec<&str> = filters
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
     assert!(
         names.contains(&"envoy.filters.http.local_ratelimit"),
         "{names:?}"
+    );
+
+    // The guard is a buffer with the REST limit that gRPC calls skip.
+    let guard = &filters[0]["typedConfig"];
+    assert_eq!(
+        guard["extensionConfig"]["typedConfig"]["maxRequestBytes"],
+        envoy_ext::REST_BODY_LIMIT_BYTES
+    );
+    let skip = &guard["xdsMatcher"]["matcherList"]["matchers"][0];
+    assert_eq!(
+        skip["predicate"]["singlePredicate"]["valueMatch"]["prefix"],
+        "application/grpc"
     );
 }
 
