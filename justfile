@@ -27,8 +27,25 @@ up: tools _build-services
     ENVOY_VERSION={{envoy_version}} envoy-ext/standalone/stack.sh up
     @just _examples
 
-# Everything CI checks: unit, integration, offline gateway/cluster checks, end-to-end
-test: tools test-rust test-k8s test-e2e
+# Everything CI checks: unit and integration tests, offline gateway/cluster checks, every suite through a real gateway
+test: tools test-rust test-k8s check-openapi
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export ENVOY_VERSION={{envoy_version}}
+    stack=envoy-ext/standalone/stack.sh
+    # test-e2e reuses a running `just up` stack. The suites after it run the
+    # gateway in configurations of their own (two instances, no limits, auth,
+    # benchmark) on the same ports, so a running dev stack is stopped for them
+    # and started again at the end, pass or fail.
+    just test-e2e
+    if "$stack" running; then
+      "$stack" down
+      trap 'echo "test: starting the dev stack again"; just up >/dev/null' EXIT
+    fi
+    just test-faults
+    just fuzz
+    just test-auth
+    just bench-smoke
 
 # Stop exactly what `just up` started
 down:
@@ -87,7 +104,7 @@ test-rust:
 # Check formatting, clippy (warnings are errors) and the supply chain (cargo deny)
 lint: deny
     cargo fmt --all --check
-    cargo clippy --workspace --all-targets --locked -- -D warnings
+    cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 # Format the Rust code
 fmt:
@@ -666,8 +683,7 @@ test-k8s: _tools-k8s && image-check
     find "$crds" -name '*.yaml' -exec cp {} "$work/crds/" \;
     echo "CRDs: $(ls "$work/crds" | wc -l) files from envoyproxy/gateway {{envoy_gateway_version}}"
     # 1. Every kustomization builds.
-    overlays="k8s/base k8s/overlays/cluster"
-    [ -e k8s/overlays/local/kustomization.yaml ] && overlays="$overlays k8s/overlays/local"
+    overlays="k8s/base $(find k8s/overlays -mindepth 1 -maxdepth 1 -type d | sort | tr '\n' ' ')"
     for dir in $overlays; do
       name=$(echo "$dir" | tr / -)
       kubectl kustomize "$dir" >"$work/rendered/$name.yaml"
