@@ -155,7 +155,7 @@ _examples:
       curl -s -X PATCH localhost:8080/products/prd_000001 -d '{"stock_quantity":7}'
       grpcurl -plaintext localhost:8080 list
       grpcurl -plaintext -d '{"page_size":2}' localhost:8080 product.v1.ProductService/ListProducts
-    grpcurl and the other tools are in ~/.cache/envoy-poc/tools/bin (`just` puts them on PATH).
+    grpcurl and the other tools are in {{tools_bin}} (`just` puts them on PATH).
     Logs: .local/stack/logs/{customer-service,product-service,envoy-gateway}.log
     Stop: just down
     EOF
