@@ -71,6 +71,43 @@ pub async fn grpc_channel(ip: IpAddr) -> Result<Channel, TestError> {
     })
 }
 
+/// Sends a REST request; returns the status and the parsed JSON body. Every
+/// answer through the gateway must be JSON, errors included.
+pub async fn call(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("the gateway does not answer: {err}"));
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response
+        .text()
+        .await
+        .unwrap_or_else(|err| panic!("{status}: unreadable body: {err}"));
+    assert!(
+        content_type.starts_with("application/json"),
+        "{status}: content-type {content_type:?}, body {text:.300}"
+    );
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|err| panic!("{status}: {err}: {text:.300}"));
+    (status, body)
+}
+
+/// Asserts a google.rpc.Status-shaped JSON error body with this gRPC code.
+pub fn assert_error(body: &serde_json::Value, grpc_code: i64) {
+    assert_eq!(body["code"], grpc_code, "{body:.300}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body:.300}"
+    );
+    assert!(body["details"].is_array(), "{body:.300}");
+}
+
 /// `path` on the gateway, e.g. `/customers`.
 pub fn url(path: &str) -> String {
     format!("{}{path}", gateway_url())

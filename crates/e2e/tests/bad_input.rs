@@ -8,8 +8,8 @@
 use api::customer::v1::{
     CreateCustomerRequest, Customer, customer_service_client::CustomerServiceClient,
 };
-use e2e::{fresh_client_ip, grpc_channel, rest_client, unique_suffix, url};
-use reqwest::{Client, Method, Response, StatusCode};
+use e2e::{assert_error, call, fresh_client_ip, grpc_channel, rest_client, unique_suffix, url};
+use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use tonic::Code;
 
@@ -27,24 +27,6 @@ fn client() -> Client {
     rest_client(fresh_client_ip())
 }
 
-/// Status and parsed JSON body; every answer must be JSON, errors included.
-async fn json_of(response: Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap_or("").to_owned())
-        .unwrap_or_default();
-    let text = response.text().await.expect("body");
-    assert!(
-        content_type.starts_with("application/json"),
-        "{status}: content-type {content_type:?}, body {text:.300}"
-    );
-    let body =
-        serde_json::from_str(&text).unwrap_or_else(|err| panic!("{status}: {err}: {text:.300}"));
-    (status, body)
-}
-
 /// Sends the request and asserts a google.rpc.Status JSON error with this
 /// HTTP status and gRPC code; returns the body.
 async fn expect_error(
@@ -53,14 +35,9 @@ async fn expect_error(
     grpc_code: i64,
     what: &str,
 ) -> Value {
-    let (status, body) = json_of(request.send().await.expect(what)).await;
+    let (status, body) = call(request).await;
     assert_eq!(status, http, "{what}: {body:.300}");
-    assert_eq!(body["code"], grpc_code, "{what}: {body:.300}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{what}: {body:.300}"
-    );
-    assert!(body["details"].is_array(), "{what}: {body:.300}");
+    assert_error(&body, grpc_code);
     body
 }
 
@@ -130,25 +107,14 @@ async fn large_list_pages_are_transcoded_up_to_the_service_limit() {
     let description = "d".repeat(100 * 1024);
     let mut ids = Vec::new();
     for n in 0..45 {
-        let (status, created) = json_of(
-            http.post(url("/products"))
-                .json(&json!({"name": "Big", "sku": format!("BIG-{suffix}-{n}"), "currency_code": "EUR", "category": category, "description": description}))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, created) = call(http.post(url("/products"))
+                .json(&json!({"name": "Big", "sku": format!("BIG-{suffix}-{n}"), "currency_code": "EUR", "category": category, "description": description}))).await;
         assert_eq!(status, StatusCode::OK, "{created:.300}");
         ids.push(created["id"].as_str().unwrap().to_owned());
     }
     // 1.2 MB of JSON: over the old 1 MiB limit, well under the service's.
-    let (status, page) = json_of(
-        http.get(url(&format!("/products?category={category}&page_size=12")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, page) =
+        call(http.get(url(&format!("/products?category={category}&page_size=12")))).await;
     assert_eq!(status, StatusCode::OK, "{page:.300}");
     assert_eq!(page["products"].as_array().unwrap().len(), 12);
     // 4.5 MiB: the service refuses to send it (--max-message-bytes), a JSON
@@ -249,13 +215,7 @@ async fn unknown_body_fields_are_ignored_unknown_query_parameters_are_400() {
     let http = client();
     let email = format!("unknown-{}@example.com", unique_suffix());
     let body = json!({"name": "Unknown", "email": email, "nickname": "u", "id": "cus_999999"});
-    let (status, created) = json_of(
-        post_customers(&http, body.to_string())
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, created) = call(post_customers(&http, body.to_string())).await;
     assert_eq!(status, StatusCode::OK, "{created}");
     assert!(created.get("nickname").is_none(), "{created}");
     assert_ne!(
@@ -303,35 +263,25 @@ async fn invalid_utf8_is_400_never_500() {
         "/customers?page_token=%FF%FE",
         "/products?category=%ED%A0%80",
     ] {
-        let response = http.get(url(path)).send().await.expect(path);
-        let status = response.status();
+        let (status, body) = call(http.get(url(path))).await;
         assert!(status.is_client_error(), "GET {path}: {status}");
-        let (_, body) = json_of(response).await;
         assert!(
             matches!(body["code"].as_i64(), Some(3 | 5)),
             "GET {path}: {body}"
         );
     }
-    let response = http
-        .patch(url("/customers/%FF%FE"))
-        .json(&json!({"name": "x"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_client_error(), "{}", response.status());
-    json_of(response).await;
+    let (status, _) = call(
+        http.patch(url("/customers/%FF%FE"))
+            .json(&json!({"name": "x"})),
+    )
+    .await;
+    assert!(status.is_client_error(), "{status}");
 }
 
 #[tokio::test]
 async fn huge_page_size_is_clamped_to_the_maximum() {
     let http = client();
-    let (status, page) = json_of(
-        http.get(url("/customers?page_size=2147483647"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, page) = call(http.get(url("/customers?page_size=2147483647"))).await;
     assert_eq!(status, StatusCode::OK, "{page:.300}");
     let n = page["customers"].as_array().unwrap().len();
     assert!((1..=1000).contains(&n), "{n} customers on one page");
@@ -367,12 +317,7 @@ async fn odd_ids_are_404_or_400_json_never_5xx() {
             let path = format!("{base}/{id}");
             let shown = &path[..path.len().min(60)];
             for method in [Method::GET, Method::DELETE] {
-                let response = http
-                    .request(method.clone(), url(&path))
-                    .send()
-                    .await
-                    .unwrap();
-                let (status, body) = json_of(response).await;
+                let (status, body) = call(http.request(method.clone(), url(&path))).await;
                 assert_eq!(status, want, "{method} {shown}: {body:.300}");
                 let code = if want == StatusCode::NOT_FOUND { 5 } else { 3 };
                 assert_eq!(body["code"], code, "{method} {shown}: {body:.300}");

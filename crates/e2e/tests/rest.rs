@@ -2,41 +2,12 @@
 //! real services. JSON in, JSON out, errors as google.rpc.Status JSON.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use e2e::{fresh_client_ip, rest_client, unique_suffix, url};
-use reqwest::{Client, RequestBuilder, StatusCode};
-use serde_json::{Value, json};
+use e2e::{assert_error, call, fresh_client_ip, rest_client, unique_suffix, url};
+use reqwest::{Client, StatusCode};
+use serde_json::json;
 
 fn client() -> Client {
     rest_client(fresh_client_ip())
-}
-
-/// Sends the request; returns the status and parsed JSON body. Every answer
-/// must be JSON, errors included.
-async fn call(request: RequestBuilder) -> (StatusCode, Value) {
-    let response = request.send().await.expect("the gateway answers");
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap_or("").to_owned())
-        .unwrap_or_default();
-    let text = response.text().await.expect("body");
-    assert!(
-        content_type.starts_with("application/json"),
-        "{status}: content-type {content_type:?}, body {text}"
-    );
-    let body = serde_json::from_str(&text).unwrap_or_else(|err| panic!("{status}: {err}: {text}"));
-    (status, body)
-}
-
-/// Asserts a google.rpc.Status-shaped error body with this gRPC code.
-fn assert_error(body: &Value, grpc_code: i64) {
-    assert_eq!(body["code"], grpc_code, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert!(body["details"].is_array(), "{body}");
 }
 
 #[tokio::test]
