@@ -1,0 +1,120 @@
+//! The cluster and the local stack run the same gateway: every object of
+//! `k8s/gateway/` reaches both overlays unchanged, except for the two things
+//! a machine without Kubernetes forces on the local one (backendRefs to
+//! `Backend`s instead of Services, and a GatewayClass pointing at the pinned
+//! host Envoy). Needs `kubectl` on PATH (`just tools`).
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::{collections::BTreeMap, path::Path, process::Command};
+
+use serde::Deserialize;
+use serde_norway::{Mapping, Value};
+
+fn render(dir: &str) -> Vec<Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+    let output = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|err| {
+            panic!("cannot run kubectl: {err} (run `just tools`, then `just test`)")
+        });
+    assert!(
+        output.status.success(),
+        "kustomize {dir}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    serde_norway::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).unwrap())
+        .collect()
+}
+
+fn key(object: &Value) -> (String, String, String) {
+    let field = |path: &[&str]| {
+        path.iter()
+            .try_fold(object, |v, k| v.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (
+        field(&["kind"]),
+        field(&["metadata", "namespace"]),
+        field(&["metadata", "name"]),
+    )
+}
+
+fn by_key(objects: Vec<Value>) -> BTreeMap<(String, String, String), Value> {
+    objects.into_iter().map(|o| (key(&o), o)).collect()
+}
+
+/// Undoes the local overlay's sanctioned differences.
+fn without_local_differences(mut object: Value) -> Value {
+    match object["kind"].as_str() {
+        Some("GRPCRoute") => {
+            for rule in object["spec"]["rules"].as_sequence_mut().unwrap() {
+                for backend in rule["backendRefs"].as_sequence_mut().unwrap() {
+                    let backend: &mut Mapping = backend.as_mapping_mut().unwrap();
+                    assert_eq!(
+                        backend.remove("group"),
+                        Some("gateway.envoyproxy.io".into())
+                    );
+                    assert_eq!(backend.remove("kind"), Some("Backend".into()));
+                }
+            }
+        }
+        Some("GatewayClass") => {
+            let spec = object["spec"].as_mapping_mut().unwrap();
+            assert!(
+                spec.remove("parametersRef").is_some(),
+                "the local GatewayClass pins the host Envoy"
+            );
+        }
+        _ => {}
+    }
+    object
+}
+
+#[test]
+fn both_overlays_carry_the_gateway_objects_unchanged() {
+    let gateway = render("k8s/gateway");
+    assert!(gateway.len() >= 8, "{} gateway objects", gateway.len());
+    let cluster = by_key(render("k8s/overlays/cluster"));
+    let local = by_key(render("k8s/overlays/local"));
+    for object in gateway {
+        let key = key(&object);
+        let on_cluster = cluster
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key:?} missing on the cluster"));
+        assert_eq!(on_cluster, &object, "{key:?} differs on the cluster");
+        let on_local = local
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key:?} missing locally"))
+            .clone();
+        assert_eq!(
+            without_local_differences(on_local),
+            object,
+            "{key:?} differs locally"
+        );
+    }
+}
+
+#[test]
+fn every_local_backend_stands_for_a_cluster_service() {
+    let cluster = by_key(render("k8s/overlays/cluster"));
+    let local = render("k8s/overlays/local");
+    let backends: Vec<&Value> = local.iter().filter(|o| o["kind"] == "Backend").collect();
+    assert!(!backends.is_empty());
+    for backend in backends {
+        let (_, namespace, name) = key(backend);
+        let service = cluster
+            .get(&("Service".to_owned(), namespace, name.clone()))
+            .unwrap_or_else(|| panic!("Backend {name} has no Service of that name on the cluster"));
+        let port = &backend["spec"]["endpoints"][0]["ip"]["port"];
+        assert_eq!(
+            &service["spec"]["ports"][0]["port"], port,
+            "{name}: same port on both"
+        );
+    }
+}
