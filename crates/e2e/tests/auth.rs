@@ -543,7 +543,7 @@ async fn wrong_issuer_is_unauthenticated() {
 }
 
 #[tokio::test]
-async fn wrong_audience_is_unauthenticated() {
+async fn wrong_audience_is_forbidden() {
     // A genuine token of this realm, for a client without the gateway audience.
     let other_app = token_for("envoy-poc", "other-app", "carol").await;
     let claims = decode(other_app.split('.').nth(1).unwrap());
