@@ -6,21 +6,25 @@ use api::customer::v1::{
     ListCustomersRequest, UpdateCustomerRequest, customer_service_client::CustomerServiceClient,
 };
 use prost_types::FieldMask;
-use service_runtime::{RunningServer, ServerConfig, testing};
-use tonic::{Code, Status, transport::Channel};
+use service_runtime::{
+    RunningServer, ServerConfig,
+    testing::{self, assert_invalid},
+};
+use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt;
 
-async fn start(empty: bool) -> (RunningServer, CustomerServiceClient<Channel>) {
-    let mut config = ServerConfig::for_tests(&customer_service::SPEC);
-    config.empty = empty;
-    let routes = customer_service::routes(&config);
-    let server = RunningServer::start(&customer_service::SPEC, config, routes)
-        .await
-        .expect("server starts");
-    let channel = testing::channel(&server.endpoint())
-        .await
-        .expect("connects");
+async fn start_with(
+    configure: impl FnOnce(&mut ServerConfig),
+) -> (RunningServer, CustomerServiceClient<Channel>) {
+    let (server, channel) =
+        testing::start_connected(&customer_service::SPEC, configure, customer_service::routes)
+            .await
+            .expect("server starts");
     (server, CustomerServiceClient::new(channel))
+}
+
+async fn start(empty: bool) -> (RunningServer, CustomerServiceClient<Channel>) {
+    start_with(|config| config.empty = empty).await
 }
 
 fn customer(name: &str, email: &str) -> Customer {
@@ -33,11 +37,6 @@ fn customer(name: &str, email: &str) -> Customer {
 
 fn create(c: Customer) -> CreateCustomerRequest {
     CreateCustomerRequest { customer: Some(c) }
-}
-
-fn assert_invalid(status: &Status, fields: &[&str]) {
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert_eq!(testing::violation_fields(status), fields, "{status:?}");
 }
 
 #[tokio::test]
@@ -322,17 +321,7 @@ async fn paging_visits_every_record_exactly_once() {
 
 #[tokio::test]
 async fn messages_over_max_message_bytes_are_rejected() {
-    let mut config = ServerConfig::for_tests(&customer_service::SPEC);
-    config.max_message_bytes = 1024;
-    let routes = customer_service::routes(&config);
-    let server = RunningServer::start(&customer_service::SPEC, config, routes)
-        .await
-        .expect("server starts");
-    let mut client = CustomerServiceClient::new(
-        testing::channel(&server.endpoint())
-            .await
-            .expect("connects"),
-    );
+    let (server, mut client) = start_with(|config| config.max_message_bytes = 1024).await;
     let big = customer(&"x".repeat(2000), "big@example.com");
     let err = client
         .create_customer(create(big))

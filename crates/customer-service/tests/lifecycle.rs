@@ -1,6 +1,7 @@
 //! Health, reflection and graceful shutdown of the real server.
 
 use service_runtime::{RunningServer, ServerConfig, testing};
+use tonic::transport::Channel;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -9,21 +10,19 @@ const OWN: &str = "customer.v1.CustomerService";
 const OTHER: &str = "product.v1.ProductService";
 const HEALTH: &str = "grpc.health.v1.Health";
 
-async fn start(reflect_whole_api: bool) -> RunningServer {
-    let mut config = ServerConfig::for_tests(&customer_service::SPEC);
-    config.reflect_whole_api = reflect_whole_api;
-    let routes = customer_service::routes(&config);
-    RunningServer::start(&customer_service::SPEC, config, routes)
+async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> (RunningServer, Channel) {
+    testing::start_connected(&customer_service::SPEC, configure, customer_service::routes)
         .await
         .expect("server starts")
 }
 
+async fn start(reflect_whole_api: bool) -> (RunningServer, Channel) {
+    start_with(|config| config.reflect_whole_api = reflect_whole_api).await
+}
+
 #[tokio::test]
 async fn health_is_serving_then_not_serving_once_shutdown_starts() {
-    let mut server = start(false).await;
-    let channel = testing::channel(&server.endpoint())
-        .await
-        .expect("connects");
+    let (mut server, channel) = start(false).await;
     for service in ["", OWN] {
         assert_eq!(
             testing::health(channel.clone(), service)
@@ -70,10 +69,7 @@ async fn health_is_serving_then_not_serving_once_shutdown_starts() {
 
 #[tokio::test]
 async fn reflection_lists_own_service_over_v1_and_v1alpha() {
-    let server = start(false).await;
-    let channel = testing::channel(&server.endpoint())
-        .await
-        .expect("connects");
+    let (server, channel) = start(false).await;
     let v1 = testing::reflection_services_v1(channel.clone())
         .await
         .expect("v1");
@@ -90,10 +86,7 @@ async fn reflection_lists_own_service_over_v1_and_v1alpha() {
 
 #[tokio::test]
 async fn reflect_whole_api_lists_both_api_services() {
-    let server = start(true).await;
-    let channel = testing::channel(&server.endpoint())
-        .await
-        .expect("connects");
+    let (server, channel) = start(true).await;
     for services in [
         testing::reflection_services_v1(channel.clone())
             .await
@@ -112,15 +105,8 @@ async fn reflect_whole_api_lists_both_api_services() {
 
 #[tokio::test]
 async fn drain_is_bounded_by_the_drain_timeout() {
-    let mut config = ServerConfig::for_tests(&customer_service::SPEC);
-    config.drain_timeout = std::time::Duration::from_millis(300);
-    let routes = customer_service::routes(&config);
-    let server = RunningServer::start(&customer_service::SPEC, config, routes)
-        .await
-        .expect("starts");
-    let channel = testing::channel(&server.endpoint())
-        .await
-        .expect("connects");
+    let (server, channel) =
+        start_with(|config| config.drain_timeout = std::time::Duration::from_millis(300)).await;
     // A Watch is an in-flight request that never ends on its own.
     let mut watch = HealthClient::new(channel)
         .watch(HealthCheckRequest {

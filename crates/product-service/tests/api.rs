@@ -6,23 +6,25 @@ use api::product::v1::{
     UpdateProductRequest, product_service_client::ProductServiceClient,
 };
 use prost_types::FieldMask;
-use service_runtime::{RunningServer, ServerConfig, testing};
-use tonic::{Code, Status, transport::Channel};
+use service_runtime::{
+    RunningServer, ServerConfig,
+    testing::{self, assert_invalid},
+};
+use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt;
 
-async fn start_with(config: ServerConfig) -> (RunningServer, ProductServiceClient<Channel>) {
-    let routes = product_service::routes(&config);
-    let server = RunningServer::start(&product_service::SPEC, config, routes)
-        .await
-        .expect("server starts");
-    let channel = testing::channel(&server.endpoint())
-        .await
-        .expect("connects");
+async fn start_with(
+    configure: impl FnOnce(&mut ServerConfig),
+) -> (RunningServer, ProductServiceClient<Channel>) {
+    let (server, channel) =
+        testing::start_connected(&product_service::SPEC, configure, product_service::routes)
+            .await
+            .expect("server starts");
     (server, ProductServiceClient::new(channel))
 }
 
 async fn start() -> (RunningServer, ProductServiceClient<Channel>) {
-    start_with(ServerConfig::for_tests(&product_service::SPEC)).await
+    start_with(|_| {}).await
 }
 
 fn product(sku: &str, category: &str) -> Product {
@@ -47,11 +49,6 @@ fn list(page_size: i32, page_token: &str, category: &str) -> ListProductsRequest
         page_token: page_token.into(),
         category: category.into(),
     }
-}
-
-fn assert_invalid(status: &Status, fields: &[&str]) {
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert_eq!(testing::violation_fields(status), fields, "{status:?}");
 }
 
 #[tokio::test]
@@ -208,9 +205,7 @@ async fn validation_and_conflicts() {
 
 #[tokio::test]
 async fn category_paging_visits_each_product_once_and_tokens_are_bound_to_the_filter() {
-    let mut config = ServerConfig::for_tests(&product_service::SPEC);
-    config.synthetic_records = 500;
-    let (server, mut client) = start_with(config).await;
+    let (server, mut client) = start_with(|config| config.synthetic_records = 500).await;
 
     let mut total = 0;
     for category in [

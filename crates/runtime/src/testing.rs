@@ -1,7 +1,9 @@
 //! Client-side helpers for tests against a running server (ours or through
 //! the gateway): error details, health and reflection over both protocols.
 
-use tonic::{Status, transport::Channel};
+use tonic::{Status, service::Routes, transport::Channel};
+
+use crate::{RunningServer, ServerConfig, ServiceSpec};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 pub use tonic_health::pb::{HealthCheckResponse, health_check_response::ServingStatus};
 use tonic_types::StatusExt;
@@ -15,6 +17,28 @@ pub fn violation_fields(status: &Status) -> Vec<String> {
         .get_details_bad_request()
         .map(|br| br.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
+}
+
+/// Starts `spec`'s server in-process (as [`ServerConfig::for_tests`] and
+/// `configure` make it) with the routes `routes` builds from that config, and
+/// connects a channel to it.
+pub async fn start_connected(
+    spec: &ServiceSpec,
+    configure: impl FnOnce(&mut ServerConfig),
+    routes: impl FnOnce(&ServerConfig) -> Routes,
+) -> Result<(RunningServer, Channel), TestError> {
+    let mut config = ServerConfig::for_tests(spec);
+    configure(&mut config);
+    let routes = routes(&config);
+    let server = RunningServer::start(spec, config, routes).await?;
+    let channel = channel(&server.endpoint()).await?;
+    Ok((server, channel))
+}
+
+/// Asserts INVALID_ARGUMENT whose `BadRequest` names exactly `fields`.
+pub fn assert_invalid(status: &Status, fields: &[&str]) {
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(violation_fields(status), fields, "{status:?}");
 }
 
 /// Connects a channel to `endpoint` (e.g. `http://127.0.0.1:1234`).
