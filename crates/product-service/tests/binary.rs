@@ -1,4 +1,4 @@
-//! The real `product-service` executable: `--help`, env names, SIGTERM.
+//! The real `product-service` executable: `--help`, env names, plain logs, SIGTERM.
 
 use service_runtime::testing;
 
@@ -12,6 +12,11 @@ fn help_documents_flags_env_names_and_defaults() {
 #[test]
 fn environment_configures_the_binary() {
     testing::check_env_is_read(BIN, &product_service::SPEC).expect("env");
+}
+
+#[test]
+fn piped_logs_have_no_colour_codes() {
+    testing::check_plain_logs_when_piped(BIN).expect("plain logs");
 }
 
 #[tokio::test]

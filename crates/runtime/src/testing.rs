@@ -210,6 +210,37 @@ pub fn check_help(binary: &str, spec: &crate::ServiceSpec) -> Result<(), TestErr
     }
 }
 
+/// Checks that `binary`'s human log lines carry no ANSI escape codes when
+/// stdout is a pipe (as for a log file): starts it, reads up to its
+/// `listening` line, stops it.
+pub fn check_plain_logs_when_piped(binary: &str) -> Result<(), TestError> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(binary)
+        .args(["--port", "0", "--log-format", "human", "--empty"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut seen = Vec::new();
+    let mut listening = false;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line?;
+        listening = line.contains("listening");
+        seen.push(line);
+        if listening {
+            break;
+        }
+    }
+    drop(child.kill());
+    drop(child.wait());
+    if !listening {
+        return Err(format!("exited before listening: {seen:?}").into());
+    }
+    match seen.iter().find(|line| line.contains('\u{1b}')) {
+        Some(line) => Err(format!("ANSI escape in a piped log line: {line:?}").into()),
+        None => Ok(()),
+    }
+}
+
 /// Checks that a bad `PREFIX_DRAIN_TIMEOUT` is rejected with a usage error.
 pub fn check_env_is_read(binary: &str, spec: &crate::ServiceSpec) -> Result<(), TestError> {
     let out = std::process::Command::new(binary)
