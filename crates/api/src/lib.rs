@@ -7,12 +7,17 @@
 /// `proto/`, imports included.
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/api_descriptor.bin"));
 
+/// Every gRPC service of the API, as advertised with `--reflect-whole-api`.
+pub const SERVICES: &[&str] = &[customer::v1::SERVICE_NAME, product::v1::SERVICE_NAME];
+
 pub mod customer {
     pub mod v1 {
         tonic::include_proto!("customer.v1");
 
-        /// Fully qualified gRPC service name, as routed by the gateway.
-        pub const SERVICE_NAME: &str = "customer.v1.CustomerService";
+        /// Fully qualified gRPC service name, as routed by the gateway: the
+        /// name tonic generated from the proto.
+        pub const SERVICE_NAME: &str =
+            <customer_service_server::CustomerServiceServer<()> as tonic::server::NamedService>::NAME;
     }
 }
 
@@ -20,8 +25,10 @@ pub mod product {
     pub mod v1 {
         tonic::include_proto!("product.v1");
 
-        /// Fully qualified gRPC service name, as routed by the gateway.
-        pub const SERVICE_NAME: &str = "product.v1.ProductService";
+        /// Fully qualified gRPC service name, as routed by the gateway: the
+        /// name tonic generated from the proto.
+        pub const SERVICE_NAME: &str =
+            <product_service_server::ProductServiceServer<()> as tonic::server::NamedService>::NAME;
     }
 }
 

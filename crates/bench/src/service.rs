@@ -11,7 +11,7 @@ use std::{
 
 use api::customer::v1::{ListCustomersRequest, customer_service_client::CustomerServiceClient};
 use serde_json::{Value, json};
-use service_runtime::testing;
+use service_testing as testing;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 

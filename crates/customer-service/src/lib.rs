@@ -2,35 +2,37 @@
 //! seeded with sample customers.
 //!
 //! In-process use (tests, benchmarks):
-//! `RunningServer::start(&SPEC, config, routes(&config))`.
+//! `RunningServer::start(&SPEC, config, routes(&config, &SeedArgs::default()))`.
 
-mod error;
 mod service;
 pub mod store;
 
 use std::sync::Arc;
 
 use api::customer::v1::customer_service_server::CustomerServiceServer;
-use service_runtime::{API_SERVICES, ServerConfig, ServiceSpec};
-use tonic::service::Routes;
+use resource_store::SeedArgs;
+use service_runtime::{ServerConfig, ServiceSpec};
+use tonic::{server::NamedService, service::Routes};
 
-pub use error::CustomerError;
 pub use service::CustomerApi;
 
-/// The binary's identity for the shared runtime (flags, env prefix, port).
+/// The binary's identity for the shared runtime (flags, env prefix, port,
+/// the service name tonic generated).
 pub const SPEC: ServiceSpec = ServiceSpec {
     binary: "customer-service",
     about: "customer.v1.CustomerService gRPC server (in-memory)",
     env_prefix: "CUSTOMER",
     default_port: 50051,
-    service_name: api::customer::v1::SERVICE_NAME,
-    whole_api: API_SERVICES,
+    service_name: <CustomerServiceServer<CustomerApi> as NamedService>::NAME,
+    descriptor_set: api::DESCRIPTOR_SET,
+    whole_api: api::SERVICES,
 };
 
-/// The API routes for `config`: a store seeded per `--empty` and
-/// `--synthetic-records`, with the configured message size limits.
-pub fn routes(config: &ServerConfig) -> Routes {
-    let table = Arc::new(store::seeded(config.empty, config.synthetic_records));
+/// The API routes for `config`: a store seeded per `seed` (`--empty`,
+/// `--synthetic-records`, this service's own flags), with the configured
+/// message size limits.
+pub fn routes(config: &ServerConfig, seed: &SeedArgs) -> Routes {
+    let table = Arc::new(store::seeded(seed));
     tracing::info!(records = table.len(), "customer store ready");
     let service = CustomerServiceServer::new(CustomerApi::new(table))
         .max_decoding_message_size(config.max_message_bytes)

@@ -1,5 +1,8 @@
 //! `customer-service`: see `customer-service --help`.
 
 fn main() -> std::process::ExitCode {
-    service_runtime::run_main(&customer_service::SPEC, customer_service::routes)
+    service_runtime::run_main::<resource_store::SeedArgs>(
+        &customer_service::SPEC,
+        customer_service::routes,
+    )
 }

@@ -8,10 +8,10 @@ use api::customer::v1::{
     ListCustomersRequest, ListCustomersResponse, UpdateCustomerRequest,
     customer_service_server::CustomerService,
 };
-use service_runtime::{crud::CrudError, paging::PageTokens};
+use resource_store::{CrudError, paging::PageTokens};
 use tonic::{Request, Response, Status};
 
-use crate::{error::CustomerError, store::CustomerTable};
+use crate::store::CustomerTable;
 
 const PAGE_TOKENS: PageTokens = PageTokens::new("customer.v1.ListCustomers");
 
@@ -27,20 +27,13 @@ impl CustomerApi {
     }
 }
 
-fn status(err: CrudError) -> Status {
-    CustomerError::from(err).into()
-}
-
 #[tonic::async_trait]
 impl CustomerService for CustomerApi {
     async fn get_customer(
         &self,
         request: Request<GetCustomerRequest>,
     ) -> Result<Response<Customer>, Status> {
-        let customer = self
-            .table
-            .get_checked(&request.into_inner().id)
-            .map_err(status)?;
+        let customer = self.table.get_checked(&request.into_inner().id)?;
         Ok(Response::new(customer))
     }
 
@@ -52,7 +45,7 @@ impl CustomerService for CustomerApi {
         let (customers, next_page_token) = self
             .table
             .list_page(&PAGE_TOKENS, req.page_size, &req.page_token, None)
-            .map_err(|v| status(v.into()))?;
+            .map_err(CrudError::from)?;
         Ok(Response::new(ListCustomersResponse {
             customers,
             next_page_token,
@@ -63,10 +56,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<CreateCustomerRequest>,
     ) -> Result<Response<Customer>, Status> {
-        let customer = self
-            .table
-            .create_checked(request.into_inner().customer)
-            .map_err(status)?;
+        let customer = self.table.create_checked(request.into_inner().customer)?;
         tracing::info!(id = %customer.id, "customer created");
         Ok(Response::new(customer))
     }
@@ -78,8 +68,7 @@ impl CustomerService for CustomerApi {
         let req = request.into_inner();
         let customer = self
             .table
-            .update_checked(req.customer, req.update_mask.as_ref())
-            .map_err(status)?;
+            .update_checked(req.customer, req.update_mask.as_ref())?;
         Ok(Response::new(customer))
     }
 
@@ -87,9 +76,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<DeleteCustomerRequest>,
     ) -> Result<Response<()>, Status> {
-        self.table
-            .delete_checked(&request.into_inner().id)
-            .map_err(status)?;
+        self.table.delete_checked(&request.into_inner().id)?;
         Ok(Response::new(()))
     }
 }

@@ -3,8 +3,8 @@
 
 use api::customer::v1::Customer;
 use prost_types::Timestamp;
-use service_runtime::{
-    crud::Resource,
+use resource_store::{
+    Resource, SeedArgs,
     mask::UpdateMask,
     store::{Schema, Table},
     validate::{self, Violations},
@@ -129,18 +129,17 @@ pub fn synthetic(n: usize) -> impl Iterator<Item = Customer> {
     })
 }
 
-/// A table seeded with the samples (unless `empty`) and `synthetic` more.
-pub fn seeded(empty: bool, synthetic_records: usize) -> CustomerTable {
+/// A table seeded per `--empty` and `--synthetic-records`.
+pub fn seeded(seed: &SeedArgs) -> CustomerTable {
     let table = CustomerTable::new();
-    let samples = if empty { Vec::new() } else { samples() };
-    table.seed(samples.into_iter().chain(synthetic(synthetic_records)));
+    table.seed(seed.records(samples, synthetic));
     table
 }
 
 #[cfg(test)]
 mod tests {
     use prost_types::FieldMask;
-    use service_runtime::crud::{CrudError, OUTPUT_ONLY};
+    use resource_store::crud::{CrudError, OUTPUT_ONLY};
 
     use super::*;
 
@@ -163,7 +162,10 @@ mod tests {
 
     #[test]
     fn samples_and_synthetic_records_are_valid_and_unique() {
-        let table = seeded(false, 1000);
+        let table = seeded(&SeedArgs {
+            empty: false,
+            synthetic_records: 1000,
+        });
         assert_eq!(table.len(), 1005);
         for c in samples()
             .iter()
@@ -171,7 +173,13 @@ mod tests {
         {
             assert!(validate(c).is_empty(), "{c:?}: {}", validate(c));
         }
-        assert!(seeded(true, 0).is_empty());
+        assert!(
+            seeded(&SeedArgs {
+                empty: true,
+                synthetic_records: 0
+            })
+            .is_empty()
+        );
     }
 
     #[test]
@@ -216,7 +224,7 @@ mod tests {
 
     #[test]
     fn email_uniqueness_is_case_insensitive_on_update() {
-        let table = seeded(false, 0);
+        let table = seeded(&SeedArgs::default());
         let grace = table.list(None, None, 10).items[1].clone();
         let patch = Customer {
             id: grace.id.clone(),
@@ -224,10 +232,15 @@ mod tests {
             ..Customer::default()
         };
         let err = table.update_checked(Some(patch), None).expect_err("taken");
-        assert!(matches!(err, CrudError::Store(_)), "{err:?}");
-        let err = crate::CustomerError::from(err);
         assert!(
-            matches!(err, crate::CustomerError::EmailTaken { .. }),
+            matches!(
+                err,
+                CrudError::AlreadyExists {
+                    resource_type: RESOURCE_TYPE,
+                    field: "customer.email",
+                    ..
+                }
+            ),
             "{err:?}"
         );
         let stored = table.get(&grace.id).expect("exists");

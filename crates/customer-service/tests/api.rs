@@ -6,25 +6,31 @@ use api::customer::v1::{
     ListCustomersRequest, UpdateCustomerRequest, customer_service_client::CustomerServiceClient,
 };
 use prost_types::FieldMask;
-use service_runtime::{
-    RunningServer, ServerConfig,
-    testing::{self, assert_invalid},
-};
+use resource_store::SeedArgs;
+use service_runtime::{RunningServer, ServerConfig};
+use service_testing::{self as testing, assert_invalid};
 use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt;
 
 async fn start_with(
     configure: impl FnOnce(&mut ServerConfig),
+    seed: SeedArgs,
 ) -> (RunningServer, CustomerServiceClient<Channel>) {
     let (server, channel) =
-        testing::start_connected(&customer_service::SPEC, configure, customer_service::routes)
-            .await
-            .expect("server starts");
+        testing::start_connected(&customer_service::SPEC, configure, |config| {
+            customer_service::routes(config, &seed)
+        })
+        .await
+        .expect("server starts");
     (server, CustomerServiceClient::new(channel))
 }
 
 async fn start(empty: bool) -> (RunningServer, CustomerServiceClient<Channel>) {
-    start_with(|config| config.empty = empty).await
+    let seed = SeedArgs {
+        empty,
+        ..SeedArgs::default()
+    };
+    start_with(|_| {}, seed).await
 }
 
 fn customer(name: &str, email: &str) -> Customer {
@@ -321,7 +327,11 @@ async fn paging_visits_every_record_exactly_once() {
 
 #[tokio::test]
 async fn messages_over_max_message_bytes_are_rejected() {
-    let (server, mut client) = start_with(|config| config.max_message_bytes = 1024).await;
+    let (server, mut client) = start_with(
+        |config| config.max_message_bytes = 1024,
+        SeedArgs::default(),
+    )
+    .await;
     let big = customer(&"x".repeat(2000), "big@example.com");
     let err = client
         .create_customer(create(big))

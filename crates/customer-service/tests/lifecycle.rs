@@ -1,6 +1,8 @@
 //! Health, reflection and graceful shutdown of the real server.
 
-use service_runtime::{RunningServer, ServerConfig, testing};
+use resource_store::SeedArgs;
+use service_runtime::{RunningServer, ServerConfig};
+use service_testing as testing;
 use tonic::transport::Channel;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -11,9 +13,11 @@ const OTHER: &str = "product.v1.ProductService";
 const HEALTH: &str = "grpc.health.v1.Health";
 
 async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> (RunningServer, Channel) {
-    testing::start_connected(&customer_service::SPEC, configure, customer_service::routes)
-        .await
-        .expect("server starts")
+    testing::start_connected(&customer_service::SPEC, configure, |config| {
+        customer_service::routes(config, &SeedArgs::default())
+    })
+    .await
+    .expect("server starts")
 }
 
 async fn start(reflect_whole_api: bool) -> (RunningServer, Channel) {

@@ -13,7 +13,7 @@ use std::{
 
 use tonic::transport::{Channel, Endpoint};
 
-pub use service_runtime::testing::TestError;
+pub use service_testing::TestError;
 
 /// Where the gateway listens; `E2E_GATEWAY` overrides (e.g. a cluster's).
 pub fn gateway_url() -> String {

@@ -25,7 +25,7 @@ use api::{
 use e2e::{fresh_client_ip, grpc_channel, rest_client, unique_suffix, url};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use service_runtime::testing::reflection_services_v1;
+use service_testing::reflection_services_v1;
 use tonic::{Code, Request};
 
 /// The gateway's per-user limit on customers (k8s/auth/kustomization.yaml).

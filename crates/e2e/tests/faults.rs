@@ -21,7 +21,7 @@ use api::customer::v1::{ListCustomersRequest, customer_service_client::CustomerS
 use e2e::{fresh_client_ip, grpc_channel, limits, max_admitted, rest_client, stack, url};
 use reqwest::StatusCode;
 use serde_json::Value;
-use service_runtime::testing::{self, ServingStatus};
+use service_testing::{self as testing, ServingStatus};
 use tokio::task::JoinHandle;
 use tonic::Code;
 

@@ -12,9 +12,7 @@ use api::{
     },
 };
 use e2e::{fresh_client_ip, grpc_channel, unique_suffix};
-use service_runtime::testing::{
-    reflection_services_v1, reflection_services_v1alpha, violation_fields,
-};
+use service_testing::{reflection_services_v1, reflection_services_v1alpha, violation_fields};
 use tonic::Code;
 use tonic_types::StatusExt;
 

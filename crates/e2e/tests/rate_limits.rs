@@ -16,7 +16,7 @@ use api::{
 use e2e::{fresh_client_ip, grpc_channel, limits, max_admitted, rest_client, url};
 use reqwest::StatusCode;
 use serde_json::Value;
-use service_runtime::testing::reflection_services_v1;
+use service_testing::reflection_services_v1;
 use tonic::Code;
 
 #[tokio::test]

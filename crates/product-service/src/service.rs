@@ -7,10 +7,10 @@ use api::product::v1::{
     CreateProductRequest, DeleteProductRequest, GetProductRequest, ListProductsRequest,
     ListProductsResponse, Product, UpdateProductRequest, product_service_server::ProductService,
 };
-use service_runtime::{crud::CrudError, paging::PageTokens};
+use resource_store::{CrudError, paging::PageTokens};
 use tonic::{Request, Response, Status};
 
-use crate::{error::ProductError, store::ProductTable};
+use crate::store::ProductTable;
 
 const PAGE_TOKENS: PageTokens = PageTokens::new("product.v1.ListProducts");
 
@@ -26,20 +26,13 @@ impl ProductApi {
     }
 }
 
-fn status(err: CrudError) -> Status {
-    ProductError::from(err).into()
-}
-
 #[tonic::async_trait]
 impl ProductService for ProductApi {
     async fn get_product(
         &self,
         request: Request<GetProductRequest>,
     ) -> Result<Response<Product>, Status> {
-        let product = self
-            .table
-            .get_checked(&request.into_inner().id)
-            .map_err(status)?;
+        let product = self.table.get_checked(&request.into_inner().id)?;
         Ok(Response::new(product))
     }
 
@@ -52,7 +45,7 @@ impl ProductService for ProductApi {
         let (products, next_page_token) = self
             .table
             .list_page(&PAGE_TOKENS, req.page_size, &req.page_token, category)
-            .map_err(|v| status(v.into()))?;
+            .map_err(CrudError::from)?;
         Ok(Response::new(ListProductsResponse {
             products,
             next_page_token,
@@ -63,10 +56,7 @@ impl ProductService for ProductApi {
         &self,
         request: Request<CreateProductRequest>,
     ) -> Result<Response<Product>, Status> {
-        let product = self
-            .table
-            .create_checked(request.into_inner().product)
-            .map_err(status)?;
+        let product = self.table.create_checked(request.into_inner().product)?;
         tracing::info!(id = %product.id, "product created");
         Ok(Response::new(product))
     }
@@ -78,8 +68,7 @@ impl ProductService for ProductApi {
         let req = request.into_inner();
         let product = self
             .table
-            .update_checked(req.product, req.update_mask.as_ref())
-            .map_err(status)?;
+            .update_checked(req.product, req.update_mask.as_ref())?;
         Ok(Response::new(product))
     }
 
@@ -87,9 +76,7 @@ impl ProductService for ProductApi {
         &self,
         request: Request<DeleteProductRequest>,
     ) -> Result<Response<()>, Status> {
-        self.table
-            .delete_checked(&request.into_inner().id)
-            .map_err(status)?;
+        self.table.delete_checked(&request.into_inner().id)?;
         Ok(Response::new(()))
     }
 }

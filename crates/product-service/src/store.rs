@@ -3,8 +3,8 @@
 
 use api::product::v1::Product;
 use prost_types::Timestamp;
-use service_runtime::{
-    crud::Resource,
+use resource_store::{
+    Resource, SeedArgs,
     mask::UpdateMask,
     store::{Schema, Table},
     validate::{self, Violations},
@@ -234,18 +234,17 @@ pub fn synthetic(n: usize) -> impl Iterator<Item = Product> {
     })
 }
 
-/// A table seeded with the samples (unless `empty`) and `synthetic` more.
-pub fn seeded(empty: bool, synthetic_records: usize) -> ProductTable {
+/// A table seeded per `--empty` and `--synthetic-records`.
+pub fn seeded(seed: &SeedArgs) -> ProductTable {
     let table = ProductTable::new();
-    let samples = if empty { Vec::new() } else { samples() };
-    table.seed(samples.into_iter().chain(synthetic(synthetic_records)));
+    table.seed(seed.records(samples, synthetic));
     table
 }
 
 #[cfg(test)]
 mod tests {
     use prost_types::FieldMask;
-    use service_runtime::crud::{CrudError, OUTPUT_ONLY};
+    use resource_store::crud::{CrudError, OUTPUT_ONLY};
 
     use super::*;
 
@@ -258,7 +257,10 @@ mod tests {
 
     #[test]
     fn samples_and_synthetic_records_are_valid_and_unique() {
-        let table = seeded(false, 1000);
+        let table = seeded(&SeedArgs {
+            empty: false,
+            synthetic_records: 1000,
+        });
         assert_eq!(table.len(), 1008);
         for p in samples()
             .iter()
@@ -269,7 +271,13 @@ mod tests {
         let categories: std::collections::BTreeSet<_> =
             samples().into_iter().map(|p| p.category).collect();
         assert_eq!(categories.len(), 3);
-        assert!(seeded(true, 0).is_empty());
+        assert!(
+            seeded(&SeedArgs {
+                empty: true,
+                synthetic_records: 0
+            })
+            .is_empty()
+        );
     }
 
     #[test]
@@ -315,7 +323,7 @@ mod tests {
 
     #[test]
     fn sku_uniqueness_on_update_and_category_index_follows() {
-        let table = seeded(false, 0);
+        let table = seeded(&SeedArgs::default());
         let first = table.list(None, None, 1).items[0].clone();
         let patch = Product {
             id: first.id.clone(),
@@ -323,10 +331,17 @@ mod tests {
             ..Product::default()
         };
         let err = table.update_checked(Some(patch), None).expect_err("taken");
-        assert!(matches!(
-            crate::ProductError::from(err),
-            crate::ProductError::SkuTaken { .. }
-        ));
+        assert!(
+            matches!(
+                err,
+                CrudError::AlreadyExists {
+                    resource_type: RESOURCE_TYPE,
+                    field: "product.sku",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
 
         let patch = Product {
             id: first.id.clone(),

@@ -6,25 +6,26 @@ use api::product::v1::{
     UpdateProductRequest, product_service_client::ProductServiceClient,
 };
 use prost_types::FieldMask;
-use service_runtime::{
-    RunningServer, ServerConfig,
-    testing::{self, assert_invalid},
-};
+use resource_store::SeedArgs;
+use service_runtime::{RunningServer, ServerConfig};
+use service_testing::{self as testing, assert_invalid};
 use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt;
 
 async fn start_with(
     configure: impl FnOnce(&mut ServerConfig),
+    seed: SeedArgs,
 ) -> (RunningServer, ProductServiceClient<Channel>) {
-    let (server, channel) =
-        testing::start_connected(&product_service::SPEC, configure, product_service::routes)
-            .await
-            .expect("server starts");
+    let (server, channel) = testing::start_connected(&product_service::SPEC, configure, |config| {
+        product_service::routes(config, &seed)
+    })
+    .await
+    .expect("server starts");
     (server, ProductServiceClient::new(channel))
 }
 
 async fn start() -> (RunningServer, ProductServiceClient<Channel>) {
-    start_with(|_| {}).await
+    start_with(|_| {}, SeedArgs::default()).await
 }
 
 fn product(sku: &str, category: &str) -> Product {
@@ -205,7 +206,14 @@ async fn validation_and_conflicts() {
 
 #[tokio::test]
 async fn category_paging_visits_each_product_once_and_tokens_are_bound_to_the_filter() {
-    let (server, mut client) = start_with(|config| config.synthetic_records = 500).await;
+    let (server, mut client) = start_with(
+        |_| {},
+        SeedArgs {
+            synthetic_records: 500,
+            ..SeedArgs::default()
+        },
+    )
+    .await;
 
     let mut total = 0;
     for category in [

@@ -1,12 +1,23 @@
 //! The real `product-service` executable: `--help`, env names, plain logs, SIGTERM.
 
-use service_runtime::testing;
+use resource_store::SeedArgs;
+use service_testing as testing;
 
 const BIN: &str = env!("CARGO_BIN_EXE_product-service");
 
 #[test]
 fn help_documents_flags_env_names_and_defaults() {
-    testing::check_help(BIN, &product_service::SPEC).expect("help");
+    testing::check_help::<SeedArgs>(BIN, &product_service::SPEC).expect("help");
+    // The service's own flags keep their environment names.
+    let help = std::process::Command::new(BIN)
+        .arg("--help")
+        .output()
+        .expect("runs")
+        .stdout;
+    let help = String::from_utf8_lossy(&help);
+    for env in ["PRODUCT_EMPTY", "PRODUCT_SYNTHETIC_RECORDS"] {
+        assert!(help.contains(env), "{env} missing from --help");
+    }
 }
 
 #[test]

@@ -1,31 +1,16 @@
-//! The shared server runtime of the service binaries, and the resource
-//! helpers both services use.
+//! The shared server runtime of the service binaries: [`config`] (the fixed
+//! CLI/env contract, plus the flags a service adds), [`telemetry`] (logs,
+//! per-request span), [`server`] (health, reflection, layers, graceful
+//! shutdown; [`server::RunningServer`] starts one in-process) and [`decode`]
+//! (undecodable requests are INVALID_ARGUMENT).
 //!
-//! Server side: [`config`] (the fixed CLI/env contract), [`telemetry`]
-//! (logs, per-request span), [`server`] (health, reflection, layers, graceful
-//! shutdown; [`server::RunningServer`] starts one in-process).
-//!
-//! Resource side: [`store`] (ordered in-memory table with unique and group
-//! indexes), [`paging`] (page sizes, page tokens), [`mask`] (update masks),
-//! [`validate`] (field checks) and [`status`] (error details).
+//! It knows nothing of the API or of resources: a service passes in its
+//! name, its descriptor set and its routes ([`ServiceSpec`]).
 
 pub mod config;
-pub mod crud;
 pub mod decode;
-pub mod mask;
-pub mod paging;
 pub mod server;
-pub mod status;
-pub mod store;
 pub mod telemetry;
-pub mod testing;
-pub mod validate;
 
-pub use config::{LogFormat, ServerConfig, ServiceSpec};
+pub use config::{LogFormat, NoFlags, ServerConfig, ServiceSpec};
 pub use server::{RunningServer, ServeError, run_main, serve_with_listener};
-
-/// Every API service in [`api::DESCRIPTOR_SET`].
-pub const API_SERVICES: &[&str] = &[
-    api::customer::v1::SERVICE_NAME,
-    api::product::v1::SERVICE_NAME,
-];

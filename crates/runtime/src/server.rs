@@ -9,6 +9,7 @@ use std::{
     time::Duration,
 };
 
+use clap::{Args, FromArgMatches};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::{Status, service::Routes, transport::server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
@@ -42,14 +43,14 @@ pub enum ServeError {
 
 /// The services this binary reflects: its own API service (or the whole API
 /// with `--reflect-whole-api`), health, and the reflection service itself.
-/// Every symbol in [`api::DESCRIPTOR_SET`] resolves either way.
+/// Every symbol in the spec's descriptor set resolves either way.
 fn reflection(
     spec: &ServiceSpec,
     whole_api: bool,
     reflection_name: &str,
 ) -> ReflectionBuilder<'static> {
     let mut builder = ReflectionBuilder::configure()
-        .register_encoded_file_descriptor_set(api::DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(spec.descriptor_set)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         // google.rpc error details, so grpcurl can print BadRequest & co.
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET);
@@ -330,10 +331,14 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// The whole `main` of a service binary: parse flags, set up logging, build
-/// the API routes with `build`, serve until SIGTERM/SIGINT, drain, exit.
-pub fn run_main(spec: &ServiceSpec, build: impl FnOnce(&ServerConfig) -> Routes) -> ExitCode {
-    let config = ServerConfig::parse(spec);
+/// The whole `main` of a service binary: parse the server's flags and the
+/// service's own (`F`), set up logging, build the API routes with `build`,
+/// serve until SIGTERM/SIGINT, drain, exit.
+pub fn run_main<F: Args + FromArgMatches>(
+    spec: &ServiceSpec,
+    build: impl FnOnce(&ServerConfig, &F) -> Routes,
+) -> ExitCode {
+    let (config, flags) = ServerConfig::parse::<F>(spec);
     telemetry::init(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -346,7 +351,7 @@ pub fn run_main(spec: &ServiceSpec, build: impl FnOnce(&ServerConfig) -> Routes)
         }
     };
     let result = runtime.block_on(async {
-        let routes = build(&config);
+        let routes = build(&config, &flags);
         let listener = bind(&config).await?;
         serve_with_listener(spec, &config, routes, listener, shutdown_signal()).await
     });

@@ -23,6 +23,7 @@ const SPEC: ServiceSpec = ServiceSpec {
     env_prefix: "REQUEST_LOG_TEST",
     default_port: 0,
     service_name: "test.v1.TestService",
+    descriptor_set: &[],
     whole_api: &[],
 };
 
@@ -99,7 +100,9 @@ async fn request_log(format: LogFormat, id: Option<&str>) -> (Captured, String) 
     let server = RunningServer::start(&SPEC, ServerConfig::for_tests(&SPEC), Routes::new(StandIn))
         .await
         .expect("server starts");
-    let channel = service_runtime::testing::channel(&server.endpoint())
+    let channel = tonic::transport::Channel::from_shared(server.endpoint())
+        .expect("endpoint")
+        .connect()
         .await
         .expect("connects");
     let mut request = tonic::Request::new(HealthCheckRequest {

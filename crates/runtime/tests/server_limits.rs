@@ -15,17 +15,22 @@ use std::{
     time::{Duration, Instant},
 };
 
-use api::customer::v1::{GetCustomerRequest, customer_service_client::CustomerServiceClient};
-use service_runtime::{RunningServer, ServerConfig, ServiceSpec, testing};
-use tonic::{Code, Status, body::Body, server::NamedService, service::Routes};
+use service_runtime::{RunningServer, ServerConfig, ServiceSpec};
+use tonic::{Code, Status, body::Body, server::NamedService, service::Routes, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+const SLOW: &str = "test.v1.SlowService";
 
 const SPEC: ServiceSpec = ServiceSpec {
     binary: "slow-service",
     about: "a stand-in that answers slowly",
     env_prefix: "SLOW",
     default_port: 0,
-    service_name: api::customer::v1::SERVICE_NAME,
-    whole_api: service_runtime::API_SERVICES,
+    service_name: SLOW,
+    descriptor_set: &[],
+    whole_api: &[SLOW],
 };
 
 /// Answers every call with NOT_FOUND after `delay`, counting how many calls
@@ -38,7 +43,7 @@ struct Slow {
 }
 
 impl NamedService for Slow {
-    const NAME: &'static str = api::customer::v1::SERVICE_NAME;
+    const NAME: &'static str = SLOW;
 }
 
 impl tower::Service<http::Request<Body>> for Slow {
@@ -74,16 +79,27 @@ async fn start(config: ServerConfig, delay: Duration) -> (RunningServer, Slow) {
     (server, slow)
 }
 
+async fn channel(server: &RunningServer) -> Channel {
+    Channel::from_shared(server.endpoint())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connects")
+}
+
+/// A unary call to the stand-in with an empty message, through tonic's
+/// generic client (the stand-in has no generated one).
 async fn call(server: &RunningServer) -> Status {
-    let channel = testing::channel(&server.endpoint())
-        .await
-        .expect("connects");
-    CustomerServiceClient::new(channel)
-        .get_customer(GetCustomerRequest {
-            id: "cus_000001".into(),
-        })
-        .await
-        .expect_err("the stand-in never succeeds")
+    let mut grpc = tonic::client::Grpc::new(channel(server).await);
+    grpc.ready().await.expect("ready");
+    let path = http::uri::PathAndQuery::from_static("/test.v1.SlowService/Call");
+    grpc.unary(
+        tonic::Request::new(()),
+        path,
+        tonic_prost::ProstCodec::<(), ()>::default(),
+    )
+    .await
+    .expect_err("the stand-in never succeeds")
 }
 
 #[tokio::test]
@@ -156,19 +172,20 @@ async fn shutdown_delay_keeps_serving_while_not_serving() {
     let mut config = ServerConfig::for_tests(&SPEC);
     config.shutdown_delay = Duration::from_millis(400);
     let (mut server, _) = start(config, Duration::from_millis(1)).await;
-    let channel = testing::channel(&server.endpoint())
+    let mut watch = HealthClient::new(channel(&server).await)
+        .watch(HealthCheckRequest {
+            service: SLOW.into(),
+        })
         .await
-        .expect("connects");
-    let mut watch = testing::health_watch(channel, api::customer::v1::SERVICE_NAME)
-        .await
-        .expect("watch");
+        .expect("watch")
+        .into_inner();
     let first = watch.message().await.expect("stream").expect("status");
-    assert_eq!(first.status(), testing::ServingStatus::Serving);
+    assert_eq!(first.status(), ServingStatus::Serving);
 
     let started = Instant::now();
     server.trigger_shutdown();
     let next = watch.message().await.expect("stream").expect("status");
-    assert_eq!(next.status(), testing::ServingStatus::NotServing);
+    assert_eq!(next.status(), ServingStatus::NotServing);
     drop(watch);
     // A new connection and call during the delay are still served.
     assert_eq!(call(&server).await.code(), Code::NotFound);

@@ -1,9 +1,12 @@
-//! Client-side helpers for tests against a running server (ours or through
-//! the gateway): error details, health and reflection over both protocols.
+//! Test utilities for the services: client-side helpers for tests against a
+//! running server (ours or through the gateway: error details, health and
+//! reflection over both protocols), servers started in-process or as child
+//! processes, and the checks every service binary passes.
 
+use clap::Args;
+use service_runtime::{RunningServer, ServerConfig, ServiceSpec};
 use tonic::{Status, service::Routes, transport::Channel};
 
-use crate::{RunningServer, ServerConfig, ServiceSpec};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 pub use tonic_health::pb::{HealthCheckResponse, health_check_response::ServingStatus};
 use tonic_types::StatusExt;
@@ -181,18 +184,16 @@ impl Drop for ChildServer {
 }
 
 /// Checks that `binary --help` documents every flag's `PREFIX_*` environment
-/// name and the contract's defaults (the container image check runs `--help`).
-pub fn check_help(binary: &str, spec: &crate::ServiceSpec) -> Result<(), TestError> {
+/// name (the server's and the service's own flags `F`) and the contract's
+/// defaults (the container image check runs `--help`).
+pub fn check_help<F: Args>(binary: &str, spec: &ServiceSpec) -> Result<(), TestError> {
     let out = std::process::Command::new(binary).arg("--help").output()?;
     if !out.status.success() {
         return Err(format!("--help exited with {:?}", out.status).into());
     }
     let help = String::from_utf8_lossy(&out.stdout);
     let port = format!("[default: {}]", spec.default_port);
-    let mut needles: Vec<String> = crate::config::ENV_SUFFIXES
-        .iter()
-        .map(|suffix| format!("{}_{suffix}", spec.env_prefix))
-        .collect();
+    let mut needles = ServerConfig::env_names::<F>(spec);
     needles.extend(
         [
             port.as_str(),
@@ -216,7 +217,7 @@ pub fn check_help(binary: &str, spec: &crate::ServiceSpec) -> Result<(), TestErr
 pub fn check_plain_logs_when_piped(binary: &str) -> Result<(), TestError> {
     use std::io::BufRead;
     let mut child = std::process::Command::new(binary)
-        .args(["--port", "0", "--log-format", "human", "--empty"])
+        .args(["--port", "0", "--log-format", "human"])
         .stdout(std::process::Stdio::piped())
         .spawn()?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
@@ -242,7 +243,7 @@ pub fn check_plain_logs_when_piped(binary: &str) -> Result<(), TestError> {
 }
 
 /// Checks that a bad `PREFIX_DRAIN_TIMEOUT` is rejected with a usage error.
-pub fn check_env_is_read(binary: &str, spec: &crate::ServiceSpec) -> Result<(), TestError> {
+pub fn check_env_is_read(binary: &str, spec: &ServiceSpec) -> Result<(), TestError> {
     let out = std::process::Command::new(binary)
         .env(
             format!("{}_DRAIN_TIMEOUT", spec.env_prefix),
@@ -261,9 +262,9 @@ pub fn check_env_is_read(binary: &str, spec: &crate::ServiceSpec) -> Result<(), 
 /// connections close.
 pub async fn check_serves_then_exits_zero_on_sigterm(
     binary: &str,
-    spec: &crate::ServiceSpec,
+    spec: &ServiceSpec,
 ) -> Result<(), TestError> {
-    let server = ChildServer::start(binary, &["--empty", "--drain-timeout", "30s"])?;
+    let server = ChildServer::start(binary, &["--drain-timeout", "30s"])?;
     let status = health(channel(&server.endpoint()).await?, spec.service_name).await?;
     if status != ServingStatus::Serving {
         return Err(format!("health is {status:?}").into());

@@ -1,7 +1,8 @@
 //! The standard methods (AIP-131..135) over a [`Table`], shared by every
 //! resource: request validation, update-mask handling and store calls. A
-//! service only describes its resource ([`Resource`]) and maps [`CrudError`]
-//! into its own domain error.
+//! service only describes its resource ([`Resource`]); failures are
+//! [`CrudError`], which becomes a gRPC status in one place
+//! ([`crate::status`]).
 
 use prost_types::FieldMask;
 
@@ -29,18 +30,68 @@ pub trait Resource: Schema {
     fn apply(current: &mut Self::Record, patch: &Self::Record, mask: &UpdateMask);
 }
 
-/// Why a standard method failed.
+/// Why a standard method failed: the one domain error of every resource
+/// service, mapped onto `tonic::Status` once (`impl From<CrudError> for
+/// Status` in [`crate::status`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CrudError {
+    /// The request is malformed; every violated field is listed.
     #[error("invalid request: {0}")]
     Invalid(Violations),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    #[error("{resource_type} {id:?} not found")]
+    NotFound {
+        /// E.g. `customer.v1.Customer`.
+        resource_type: &'static str,
+        id: String,
+    },
+    #[error("{field} {value:?} is already used by {existing_id}")]
+    AlreadyExists {
+        resource_type: &'static str,
+        /// The unique field's request path, e.g. `customer.email`.
+        field: &'static str,
+        value: String,
+        existing_id: String,
+    },
 }
 
 impl From<Violations> for CrudError {
     fn from(violations: Violations) -> Self {
         Self::Invalid(violations)
+    }
+}
+
+impl CrudError {
+    /// A store failure on a table of `S`.
+    pub fn store<S: Schema>(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound { id } => Self::NotFound {
+                resource_type: S::RESOURCE_TYPE,
+                id,
+            },
+            StoreError::AlreadyExists {
+                field,
+                value,
+                existing_id,
+            } => Self::AlreadyExists {
+                resource_type: S::RESOURCE_TYPE,
+                field,
+                value,
+                existing_id,
+            },
+        }
+    }
+}
+
+/// What can go wrong inside an update: the store's own checks or the
+/// validation of the changed record.
+enum UpdateFailure {
+    Store(StoreError),
+    Invalid(Violations),
+}
+
+impl From<StoreError> for UpdateFailure {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
     }
 }
 
@@ -52,7 +103,7 @@ impl<S: Resource> Table<S> {
     /// Get: `id` must be non-empty and exist.
     pub fn get_checked(&self, id: &str) -> Result<S::Record, CrudError> {
         Violations::one_if("id", validate::required(id))?;
-        Ok(self.get(id)?)
+        self.get(id).map_err(CrudError::store::<S>)
     }
 
     /// Create: the resource is required and valid; id and timestamps in the
@@ -61,7 +112,7 @@ impl<S: Resource> Table<S> {
         let mut record = required_resource(record, S::FIELD)?;
         S::normalize(&mut record);
         S::validate(&record).into_result()?;
-        Ok(self.create(record)?)
+        self.create(record).map_err(CrudError::store::<S>)
     }
 
     /// Update (AIP-134): `patch.id` names the record; without a mask the
@@ -86,14 +137,18 @@ impl<S: Resource> Table<S> {
             S::apply(current, &patch, &mask);
             S::validate(current)
                 .into_result()
-                .map_err(CrudError::Invalid)
+                .map_err(UpdateFailure::Invalid)
+        })
+        .map_err(|failure| match failure {
+            UpdateFailure::Store(err) => CrudError::store::<S>(err),
+            UpdateFailure::Invalid(violations) => CrudError::Invalid(violations),
         })
     }
 
     /// Delete: `id` must be non-empty and exist (a second delete is NOT_FOUND).
     pub fn delete_checked(&self, id: &str) -> Result<(), CrudError> {
         Violations::one_if("id", validate::required(id))?;
-        self.delete(id)?;
+        self.delete(id).map_err(CrudError::store::<S>)?;
         Ok(())
     }
 }

@@ -37,7 +37,8 @@ pub trait Schema: Send + Sync + 'static {
     }
 }
 
-/// Store-level failures; each service maps them into its own error enum.
+/// Store-level failures; the standard methods turn them into
+/// [`crate::CrudError`], which knows the resource type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("no record with id {id:?}")]
