@@ -155,6 +155,12 @@ pub mod stack {
             .map_or_else(|| repo_root().join(".local/stack"), PathBuf::from)
     }
 
+    /// The log file of a process the stack runs, e.g. `customer-service`
+    /// or `envoy-gateway` (which includes Envoy's access log).
+    pub fn log_file(name: &str) -> PathBuf {
+        state_dir().join("logs").join(format!("{name}.log"))
+    }
+
     /// The pid of a running instance, e.g. `customer-service-2`.
     pub fn pid(name: &str) -> Result<u32, TestError> {
         let file = state_dir().join("pids").join(format!("{name}.pid"));
