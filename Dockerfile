@@ -7,6 +7,16 @@
 #
 # (`just images` does both and tags them <crate version>-<git sha>.)
 #
+# The default target (the last stage, `runtime`) is that full build. The
+# `runtime-prebuilt` target packs a static binary built outside Docker into the
+# same runtime layout; its build context is a directory holding the binary,
+# named after the service (k8s/local-cluster/images.sh builds it with buildah,
+# on a machine without a Docker engine or registry):
+#
+#   mkdir ctx && cp target/x86_64-unknown-linux-musl/release/customer-service ctx/
+#   docker build -f Dockerfile --target runtime-prebuilt \
+#     --build-arg SERVICE=customer-service -t envoy-poc/customer-service:dev ctx
+#
 # Builder: the official Rust image on Alpine, whose native target is musl, so
 # the binary is static on amd64 and arm64 alike (Docker Desktop on Windows,
 # Apple silicon, kind on Linux) without cross-compiling. The API crate compiles
@@ -31,14 +41,23 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && mkdir -p /out \
  && cp "target/release/${SERVICE}" /out/service
 
-FROM scratch AS runtime
+# The runtime layout, shared by both targets below: everything but the binary.
+FROM scratch AS runtime-base
 ARG SERVICE
 LABEL org.opencontainers.image.title="${SERVICE}" \
       org.opencontainers.image.source="envoy-poc" \
       org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=builder /out/service /service
 # 65532 = "nonroot" in distroless; the Deployments assert runAsNonRoot.
 USER 65532:65532
 # customer-service listens on 50051, product-service on 50052 (set by --port).
 EXPOSE 50051 50052
 ENTRYPOINT ["/service"]
+
+# A static binary built outside Docker: the build context holds it as ./$SERVICE.
+FROM runtime-base AS runtime-prebuilt
+ARG SERVICE
+COPY ${SERVICE} /service
+
+# The default target: the binary from the builder stage above. Keep it last.
+FROM runtime-base AS runtime
+COPY --from=builder /out/service /service
