@@ -101,10 +101,12 @@ build:
 test-rust:
     cargo test --workspace --locked --no-fail-fast --exclude e2e
 
-# Check formatting, clippy (warnings are errors) and the supply chain (cargo deny)
-lint: deny
+# Check formatting, clippy (warnings are errors), the supply chain (cargo deny), and the protos: buf lint, buf breaking against the previous commit
+lint: _tools-python deny
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+    buf lint proto
+    buf breaking proto --against '.git#ref=HEAD~1,subdir=proto'
 
 # Format the Rust code
 fmt:
