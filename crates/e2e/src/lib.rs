@@ -30,9 +30,14 @@ pub mod limits {
     pub const GATEWAY_DEFAULT_PER_MINUTE: u32 = 60;
 }
 
-/// A loopback address no other test of this run has used, and unlikely to
-/// have been used in the last minute: 127.<run>.<n>.<n>, where <run> changes
-/// every run.
+/// A client address no other test of this run has used, and unlikely to
+/// have been used in the last minute.
+///
+/// Locally that is 127.<run>.<n>.<n> (all of 127.0.0.0/8 is the host's own).
+/// Against the local Kubernetes cluster loopback sources cannot leave the
+/// host, so `E2E_CLIENT_CIDR` names a /16 the host answers on as its own
+/// (`k8s/local-cluster/cluster.sh` routes 10.245.0.0/16 to lo): then it is
+/// <a>.<b>.<run>.<n>.
 pub fn fresh_client_ip() -> IpAddr {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -40,12 +45,30 @@ pub fn fresh_client_ip() -> IpAddr {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as u32 ^ std::process::id())
         .unwrap_or(0);
-    // Second octet from the run (never 0: 127.0.0.1 is the humans' address),
-    // last two from the counter (last octet never .0 or .255).
+    // Never 0 (127.0.0.1 is the humans' address); last octet never .0 or .255.
     let run = (seed % 250 + 2) as u8;
-    let hi = (n / 254 % 256) as u8;
     let lo = (n % 254 + 1) as u8;
-    IpAddr::V4(Ipv4Addr::new(127, run, hi, lo))
+    match client_network() {
+        Some([a, b]) => IpAddr::V4(Ipv4Addr::new(a, b, run, lo)),
+        None => IpAddr::V4(Ipv4Addr::new(127, run, (n / 254 % 256) as u8, lo)),
+    }
+}
+
+/// The first two octets of `E2E_CLIENT_CIDR` (a /16), if set.
+fn client_network() -> Option<[u8; 2]> {
+    let cidr = std::env::var("E2E_CLIENT_CIDR").ok()?;
+    let network = parse_client_cidr(&cidr)
+        .unwrap_or_else(|| panic!("E2E_CLIENT_CIDR={cidr:?}: want a /16 such as 10.245.0.0/16"));
+    Some(network)
+}
+
+fn parse_client_cidr(cidr: &str) -> Option<[u8; 2]> {
+    let (addr, len) = cidr.split_once('/')?;
+    let addr: Ipv4Addr = addr.parse().ok()?;
+    let [a, b, 0, 0] = addr.octets() else {
+        return None;
+    };
+    (len == "16").then_some([a, b])
 }
 
 /// A REST client whose requests come from `ip`.
@@ -203,6 +226,14 @@ pub mod stack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_cidr_must_be_a_slash_16() {
+        assert_eq!(parse_client_cidr("10.245.0.0/16"), Some([10, 245]));
+        assert_eq!(parse_client_cidr("10.245.0.0/24"), None);
+        assert_eq!(parse_client_cidr("10.245.1.0/16"), None);
+        assert_eq!(parse_client_cidr("not-an-address/16"), None);
+    }
 
     /// The YAML document of the BackendTrafficPolicy named `name`.
     fn policy(name: &str) -> String {
