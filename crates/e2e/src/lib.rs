@@ -45,12 +45,18 @@ pub fn fresh_client_ip() -> IpAddr {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as u32 ^ std::process::id())
         .unwrap_or(0);
-    // Never 0 (127.0.0.1 is the humans' address); last octet never .0 or .255.
+    // Never 0 (127.0.0.1 is the humans' address).
     let run = (seed % 250 + 2) as u8;
+    client_ip(client_network(), run, n)
+}
+
+/// The `n`th client address of run `run`; the last octet is never .0 or .255.
+fn client_ip(network: Option<[u8; 2]>, run: u8, n: u32) -> IpAddr {
+    let hi = n / 254;
     let lo = (n % 254 + 1) as u8;
-    match client_network() {
-        Some([a, b]) => IpAddr::V4(Ipv4Addr::new(a, b, run, lo)),
-        None => IpAddr::V4(Ipv4Addr::new(127, run, (n / 254 % 256) as u8, lo)),
+    match network {
+        Some([a, b]) => IpAddr::V4(Ipv4Addr::new(a, b, run.wrapping_add(hi as u8), lo)),
+        None => IpAddr::V4(Ipv4Addr::new(127, run, (hi % 256) as u8, lo)),
     }
 }
 
@@ -259,16 +265,35 @@ mod tests {
         }
     }
 
+    fn assert_distinct(ips: &[IpAddr]) {
+        let mut unique = ips.to_vec();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ips.len());
+    }
+
     #[test]
     fn fresh_ips_are_distinct_loopback_and_never_the_default() {
-        let ips: Vec<IpAddr> = (0..300).map(|_| fresh_client_ip()).collect();
+        let ips: Vec<IpAddr> = (0..300).map(|n| client_ip(None, 2, n)).collect();
         for ip in &ips {
             assert!(ip.is_loopback());
             assert_ne!(*ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
         }
-        let mut unique = ips.clone();
-        unique.sort();
-        unique.dedup();
-        assert_eq!(unique.len(), ips.len());
+        assert_distinct(&ips);
+    }
+
+    #[test]
+    fn fresh_ips_stay_in_the_client_network() {
+        let ips: Vec<IpAddr> = (0..600)
+            .map(|n| client_ip(Some([10, 245]), 251, n))
+            .collect();
+        for ip in &ips {
+            let IpAddr::V4(v4) = ip else {
+                panic!("{ip} is not IPv4")
+            };
+            assert_eq!(v4.octets()[..2], [10, 245], "{ip}");
+            assert!(!matches!(v4.octets()[3], 0 | 255), "{ip}");
+        }
+        assert_distinct(&ips);
     }
 }

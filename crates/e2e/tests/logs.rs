@@ -1,33 +1,89 @@
 //! Logs through the real gateway: Envoy's access log line and the service's
 //! request log line for one request share the id Envoy gives it
 //! (`x-request-id`), so one can be found from the other. Reads the log
-//! files of the local stack (`just up`; `STATE_DIR` moves them).
+//! files of the local stack (`just up`; `STATE_DIR` moves them), or, with
+//! `E2E_KUBE_CONTEXT` set, the pods' logs on that cluster (`just test-cluster`).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::{
-    path::Path,
+    process::Command,
     time::{Duration, Instant},
 };
 
 use e2e::{call, fresh_client_ip, rest_client, stack, unique_suffix, url};
 use reqwest::StatusCode;
 
-/// The first line of `file` that `matches`, waiting for it to appear: Envoy
+/// Where a component's log is read from.
+enum Log {
+    /// Envoy's access log (inside Envoy Gateway's log on the local stack).
+    Gateway,
+    CustomerService,
+}
+
+impl Log {
+    /// The whole log so far. Lossy: a log may hold anything a client sent.
+    fn read(&self) -> String {
+        match std::env::var("E2E_KUBE_CONTEXT") {
+            Ok(context) => self.read_from_cluster(&context),
+            Err(_) => {
+                let file = stack::log_file(match self {
+                    Log::Gateway => "envoy-gateway",
+                    Log::CustomerService => "customer-service",
+                });
+                let bytes = std::fs::read(&file).unwrap_or_else(|err| {
+                    panic!("{}: {err} (is the stack up? `just up`)", file.display())
+                });
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+        }
+    }
+
+    fn read_from_cluster(&self, context: &str) -> String {
+        let (namespace, selector, container) = match self {
+            Log::Gateway => (
+                "envoy-gateway-system",
+                "gateway.envoyproxy.io/owning-gateway-name=eg",
+                "envoy",
+            ),
+            Log::CustomerService => (
+                "envoy-poc",
+                "app.kubernetes.io/name=customer-service",
+                "customer-service",
+            ),
+        };
+        let output = Command::new("kubectl")
+            .args([
+                "--context",
+                context,
+                "-n",
+                namespace,
+                "logs",
+                "-l",
+                selector,
+            ])
+            .args(["-c", container, "--tail=-1", "--max-log-requests=10"])
+            .output()
+            .unwrap_or_else(|err| panic!("kubectl: {err}"));
+        assert!(
+            output.status.success(),
+            "kubectl logs -l {selector}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+/// The first line of `log` that `matches`, waiting for it to appear: Envoy
 /// flushes its access log about once a second.
-async fn wait_for_line(file: &Path, matches: impl Fn(&str) -> bool) -> String {
+async fn wait_for_line(log: Log, matches: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        // Lossy: a log may hold anything a client sent.
-        let text = std::fs::read(file)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_else(|err| panic!("{}: {err} (is the stack up? `just up`)", file.display()));
-        if let Some(line) = text.lines().find(|line| matches(line)) {
+        if let Some(line) = log.read().lines().find(|line| matches(line)) {
             return line.to_owned();
         }
         assert!(
             Instant::now() < deadline,
-            "no matching line in {} after 15 s",
-            file.display()
+            "no matching line in the log after 15 s"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -43,7 +99,7 @@ async fn an_access_log_line_joins_the_service_log_line_by_request_id() {
 
     // Envoy Gateway's default access log: one JSON object per line, the
     // request id under "x-request-id".
-    let access = wait_for_line(&stack::log_file("envoy-gateway"), |line| {
+    let access = wait_for_line(Log::Gateway, |line| {
         line.starts_with('{') && line.contains(&marker)
     })
     .await;
@@ -56,10 +112,7 @@ async fn an_access_log_line_joins_the_service_log_line_by_request_id() {
     assert_eq!(access["response_code"], 404, "{access}");
 
     // The service's request span records the same id.
-    let service = wait_for_line(&stack::log_file("customer-service"), |line| {
-        line.contains(&id)
-    })
-    .await;
+    let service = wait_for_line(Log::CustomerService, |line| line.contains(&id)).await;
     assert!(
         service.contains("/customer.v1.CustomerService/GetCustomer")
             && service.contains("NotFound"),
