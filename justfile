@@ -83,7 +83,7 @@ _tools-go:
       local stamp="{{tools_dir}}/.go-$1-$3"
       if [ ! -e "$stamp" ] || [ ! -x "{{tools_bin}}/$1" ]; then
         echo "installing $1 $3 (go install, first time only)"
-        GOBIN="{{tools_bin}}" go install "$2@$3"
+        CGO_ENABLED=0 GOBIN="{{tools_bin}}" go install "$2@$3"
         touch "$stamp"
       fi
     }
@@ -252,7 +252,7 @@ _tools-bench:
       local stamp="{{tools_dir}}/.go-$1-$3"
       if [ ! -e "$stamp" ] || [ ! -x "{{tools_bin}}/$1" ]; then
         echo "installing $1 $3 (go install, first time only)"
-        GOBIN="{{tools_bin}}" go install "$2@$3"
+        CGO_ENABLED=0 GOBIN="{{tools_bin}}" go install "$2@$3"
         touch "$stamp"
       fi
     }
@@ -527,10 +527,28 @@ k8s_namespace := "envoy-poc"
 eg_namespace := "envoy-gateway-system"
 k8s_work := justfile_directory() / ".local/k8s"
 
-# Build both service images with Docker, tagged <crate version>-<git sha> and <crate version>
+# ---- local cluster (docs/local-cluster.md) ----
+# A real single-node Kubernetes on this Linux machine as host processes, for
+# machines without Docker (CI): `just cluster-up`, then the same path as on
+# Docker Desktop or kind (`just images deploy smoke`).
+
+# Start the local cluster (builds Kubernetes from the Go module proxy the first time); kubectl context envoy-poc-local
+cluster-up: tools _tools-k8s
+    k8s/local-cluster/cluster.sh up
+
+# Stop the local cluster and undo its host changes (state stays in .local/cluster; `cluster-reset` removes it)
+cluster-down:
+    k8s/local-cluster/cluster.sh down
+
+# Stop the local cluster and delete its state
+cluster-reset:
+    k8s/local-cluster/cluster.sh reset
+
+# Build both service images, tagged <crate version>-<git sha> and <crate version> (Docker; without a Docker engine: buildah, loaded into the local cluster)
 images:
     #!/usr/bin/env bash
     set -euo pipefail
+    if ! docker info >/dev/null 2>&1; then exec k8s/local-cluster/cluster.sh images; fi
     tag=$(just --quiet _image-tag)
     version=${tag%%-*}
     for svc in {{k8s_services}}; do
@@ -745,9 +763,7 @@ test-k8s: _tools-k8s && image-check
     #    image placeholders filled in) and check the EnvoyGateway configuration
     #    it produces. EG decodes that configuration leniently (a misspelt key
     #    would be dropped silently), hence the explicit assertions.
-    chart="$work/chart"; cp -r "$egdir/charts/gateway-helm" "$chart"; chmod -R u+w "$chart"
-    sed -e 's|${GatewayImage}|docker.io/envoyproxy/gateway:{{envoy_gateway_version}}|' \
-        -e 's|${GatewayImagePullPolicy}|IfNotPresent|' "$chart/values.tmpl.yaml" >"$chart/values.yaml"
+    chart=$(k8s/envoy-gateway/chart.sh "{{envoy_gateway_version}}" "$work")
     helm template eg "$chart" -n "{{eg_namespace}}" -f k8s/envoy-gateway/values.yaml >"$work/eg-chart.yaml"
     sed -n '/^  envoy-gateway.yaml: |$/,/^---$/p' "$work/eg-chart.yaml" >"$work/eg-config.yaml"
     for want in 'kind: EnvoyGateway' 'enableEnvoyPatchPolicy: true' 'enableBackend: true' '- XDSNameSchemeV2'; do
@@ -780,18 +796,25 @@ deploy: _k8s-context _helm
     tag=$(just --quiet _image-tag)
     echo "==> context $ctx, images envoy-poc/*:$tag"
     for svc in {{k8s_services}}; do
-      if command -v docker >/dev/null && ! docker image inspect "envoy-poc/$svc:$tag" >/dev/null 2>&1; then
+      if docker info >/dev/null 2>&1 && ! docker image inspect "envoy-poc/$svc:$tag" >/dev/null 2>&1; then
         echo "image envoy-poc/$svc:$tag not found locally: run 'just images' first" >&2; exit 1
       fi
     done
-    case "$ctx" in kind-*)
-      echo "==> kind load docker-image (cluster ${ctx#kind-})"
-      kind load docker-image --name "${ctx#kind-}" $(printf "envoy-poc/%s:$tag " {{k8s_services}}) ;;
+    # The upstream chart from docker.io; the local cluster (`just cluster-up`)
+    # reaches no registry: the same release's chart from its Go module, and
+    # images built on the machine (k8s/local-cluster/eg-values.yaml).
+    chart=(oci://docker.io/envoyproxy/gateway-helm --version "{{envoy_gateway_version}}"); values=()
+    case "$ctx" in
+      kind-*)
+        echo "==> kind load docker-image (cluster ${ctx#kind-})"
+        kind load docker-image --name "${ctx#kind-}" $(printf "envoy-poc/%s:$tag " {{k8s_services}}) ;;
+      envoy-poc-local)
+        chart=("$(k8s/envoy-gateway/chart.sh "{{envoy_gateway_version}}" "{{k8s_work}}/chart")")
+        values=(-f k8s/local-cluster/eg-values.yaml) ;;
     esac
     echo "==> Envoy Gateway {{envoy_gateway_version}} (helm, namespace {{eg_namespace}})"
-    helm upgrade --install eg oci://docker.io/envoyproxy/gateway-helm \
-      --version "{{envoy_gateway_version}}" -n "{{eg_namespace}}" --create-namespace \
-      -f k8s/envoy-gateway/values.yaml --wait --timeout 5m
+    helm upgrade --install eg "${chart[@]}" -n "{{eg_namespace}}" --create-namespace \
+      -f k8s/envoy-gateway/values.yaml "${values[@]}" --wait --timeout 5m
     kubectl -n "{{eg_namespace}}" wait --for=condition=Available deployment/envoy-gateway --timeout=180s
     # A throwaway overlay pins this build's tag without editing tracked files.
     dir="{{k8s_work}}/deploy"; mkdir -p "$dir"
@@ -804,7 +827,17 @@ deploy: _k8s-context _helm
     for svc in {{k8s_services}}; do
       kubectl -n "{{k8s_namespace}}" rollout status "deployment/$svc" --timeout=180s
     done
-    kubectl -n "{{k8s_namespace}}" wait --for=condition=Programmed gateway/eg --timeout=180s
+    # Envoy Gateway creates the Envoy Deployment once it has translated the
+    # Gateway; the Gateway is Programmed only once it also has an address,
+    # which kind without a LoadBalancer provider never assigns (port-forward).
+    envoy=gateway.envoyproxy.io/owning-gateway-name=eg,gateway.envoyproxy.io/owning-gateway-namespace={{k8s_namespace}}
+    for _ in $(seq 1 60); do [ -n "$(kubectl -n "{{eg_namespace}}" get deployment -l "$envoy" -o name)" ] && break; sleep 2; done
+    kubectl -n "{{eg_namespace}}" wait --for=condition=Available deployment -l "$envoy" --timeout=180s
+    if ! kubectl -n "{{k8s_namespace}}" wait --for=condition=Programmed gateway/eg --timeout=30s; then
+      reason=$(kubectl -n "{{k8s_namespace}}" get gateway eg -o jsonpath='{.status.conditions[?(@.type=="Programmed")].reason}')
+      [ "$reason" = AddressNotAssigned ] || { kubectl -n "{{k8s_namespace}}" describe gateway eg >&2; exit 1; }
+      echo "gateway eg: no LoadBalancer address in this cluster (AddressNotAssigned): reaching it by port-forward"
+    fi
     just --quiet _gateway-address
 
 # Find (or open) a reachable gateway address and record it for `smoke`
@@ -815,11 +848,12 @@ _gateway-address:
     port=$(kubectl -n "{{k8s_namespace}}" get gateway eg -o jsonpath='{.spec.listeners[0].port}')
     host=$(kubectl -n "{{k8s_namespace}}" get gateway eg -o jsonpath='{.status.addresses[0].value}')
     reachable() { curl -s -o /dev/null --max-time 3 "http://$1/customers"; }
-    # Docker Desktop publishes LoadBalancer Services on localhost; other
-    # clusters may hand out an address this machine can reach directly.
-    for cand in "localhost:$port" ${host:+"$host:$port"}; do
-      if reachable "$cand"; then echo "$cand" >"$dir/gateway-address"; echo "gateway: http://$cand (gRPC and REST)"; exit 0; fi
-    done
+    # The LoadBalancer address the cluster reports, if this machine reaches
+    # it: Docker Desktop reports (and publishes on) localhost. Never a blind
+    # localhost:8080: that may be the local stack (`just up`), not the cluster.
+    if [ -n "$host" ] && reachable "$host:$port"; then
+      echo "$host:$port" >"$dir/gateway-address"; echo "gateway: http://$host:$port (gRPC and REST)"; exit 0
+    fi
     # kind and friends: no reachable LoadBalancer, so port-forward the Envoy Service.
     svc=$(kubectl -n "{{eg_namespace}}" get service -o name \
       -l gateway.envoyproxy.io/owning-gateway-name=eg,gateway.envoyproxy.io/owning-gateway-namespace={{k8s_namespace}} | head -n 1)

@@ -14,6 +14,8 @@
 #   cluster.sh reset     down, then delete the state under .local/cluster
 #   cluster.sh status    what runs
 #   cluster.sh build     only build the binaries
+#   cluster.sh images    (re)build the images and load them into the running
+#                        cluster (`just images` without Docker)
 #   cluster.sh env       print where tests reach the gateway (E2E_GATEWAY=...)
 #
 # kubectl: context `envoy-poc-local` in your kubeconfig (like kind does), or
@@ -379,6 +381,9 @@ case "${1:-}" in
   reset) cmd_down; rm -rf "$cluster_dir"; log "state removed" ;;
   status) cmd_status ;;
   build) install_packages; build_binaries ;;
+  images)
+    "$cluster_src/images.sh" build
+    process_alive containerd && "$cluster_src/images.sh" import "$containerd_sock" ;;
   env) cmd_env ;;
   *) sed -n '2,/^set -o/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac
