@@ -166,6 +166,8 @@ pub fn max_admitted(per_minute: u32, elapsed: Duration) -> u32 {
 /// runs them against `REPLICAS=2 OVERLAY=k8s/overlays/ha`). The script reads
 /// its settings (`STATE_DIR`, `REPLICAS`, `ENVOY_VERSION`) from the
 /// environment the recipe exports.
+pub mod load;
+
 pub mod stack {
     use std::{
         path::{Path, PathBuf},

@@ -9,187 +9,26 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::{
-    net::IpAddr,
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        Arc,
+        atomic::{AtomicU32, Ordering},
     },
     time::{Duration, Instant},
 };
 
-use api::customer::v1::{ListCustomersRequest, customer_service_client::CustomerServiceClient};
-use e2e::{fresh_client_ip, grpc_channel, limits, max_admitted, rest_client, stack, url};
+use e2e::{
+    fresh_client_ip, limits,
+    load::{Call, FAIL_FAST, Load, is_unavailable},
+    max_admitted, rest_client, stack, url,
+};
 use reqwest::StatusCode;
-use serde_json::Value;
 use service_testing::{self as testing, ServingStatus};
 use tokio::task::JoinHandle;
-use tonic::Code;
 
 const CUSTOMERS: &str = api::customer::v1::SERVICE_NAME;
-/// A failed call must come back within this (it does in milliseconds: Envoy
-/// sees the refused connection at once); a hang would blow it.
-const FAIL_FAST: Duration = Duration::from_secs(1);
-/// Calls per client address before a worker moves to a fresh one, below the
-/// customers limit (100/min), so the load never meets the rate limiter.
-const CALLS_PER_ADDRESS: u32 = 80;
 /// After an instance is back, how long Envoy may take to route to it again:
 /// one active health check (1 s interval) plus margin.
 const SETTLE: Duration = Duration::from_secs(3);
-
-/// One call of the load.
-#[derive(Debug, Clone)]
-struct Call {
-    /// When it was sent, since the load started.
-    sent: Duration,
-    latency: Duration,
-    worker: usize,
-    /// `None` on success, else what the caller saw.
-    failure: Option<String>,
-}
-
-/// Steady load on the customers route from `workers` concurrent clients,
-/// alternately REST (`GET /customers`) and gRPC (`ListCustomers`), each
-/// paced a little so the machine's two cores also serve the stack.
-struct Load {
-    started: Instant,
-    calls: Arc<Mutex<Vec<Call>>>,
-    stop: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(workers: usize) -> Self {
-        let started = Instant::now();
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let workers = (0..workers)
-            .map(|worker| {
-                let (calls, stop) = (Arc::clone(&calls), Arc::clone(&stop));
-                tokio::spawn(async move {
-                    let rest = worker % 2 == 0;
-                    let mut ip = fresh_client_ip();
-                    let mut http = rest_client(ip);
-                    let mut grpc = None;
-                    let mut n = 0;
-                    while !stop.load(Ordering::Relaxed) {
-                        if n > 0 && n % CALLS_PER_ADDRESS == 0 {
-                            ip = fresh_client_ip();
-                            http = rest_client(ip);
-                            grpc = None;
-                        }
-                        n += 1;
-                        let sent = started.elapsed();
-                        let t = Instant::now();
-                        let failure = if rest {
-                            rest_call(&http).await
-                        } else {
-                            grpc_call(&mut grpc, ip).await
-                        };
-                        calls.lock().unwrap().push(Call {
-                            sent,
-                            latency: t.elapsed(),
-                            worker,
-                            failure,
-                        });
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                })
-            })
-            .collect();
-        Self {
-            started,
-            calls,
-            stop,
-            workers,
-        }
-    }
-
-    fn now(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap().clone()
-    }
-
-    /// Waits until every worker has succeeded at least once after `since`;
-    /// returns when the first of those successes was sent.
-    async fn wait_for_success_after(&self, since: Duration, limit: Duration) -> Option<Duration> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            let calls = self.calls();
-            let ok: Vec<&Call> = calls
-                .iter()
-                .filter(|c| c.sent >= since && c.failure.is_none())
-                .collect();
-            if (0..self.workers.len()).all(|w| ok.iter().any(|c| c.worker == w)) {
-                return ok.iter().map(|c| c.sent).min();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        None
-    }
-
-    async fn stop(self) -> Vec<Call> {
-        self.stop.store(true, Ordering::Relaxed);
-        for worker in self.workers {
-            worker.await.unwrap();
-        }
-        Arc::try_unwrap(self.calls).unwrap().into_inner().unwrap()
-    }
-}
-
-async fn rest_call(http: &reqwest::Client) -> Option<String> {
-    match http.get(url("/customers?page_size=1")).send().await {
-        Ok(response) if response.status() == StatusCode::OK => None,
-        Ok(response) => {
-            let status = response.status();
-            let content_type = response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            let body = response.text().await.unwrap_or_default();
-            Some(format!("REST {} {content_type} {body}", status.as_u16()))
-        }
-        Err(err) => Some(format!("REST transport error: {err}")),
-    }
-}
-
-async fn grpc_call(
-    client: &mut Option<CustomerServiceClient<tonic::transport::Channel>>,
-    ip: IpAddr,
-) -> Option<String> {
-    if client.is_none() {
-        match grpc_channel(ip).await {
-            Ok(channel) => *client = Some(CustomerServiceClient::new(channel)),
-            Err(err) => return Some(format!("gRPC connect: {err}")),
-        }
-    }
-    let result = client
-        .as_mut()
-        .unwrap()
-        .list_customers(ListCustomersRequest {
-            page_size: 1,
-            ..Default::default()
-        })
-        .await;
-    match result {
-        Ok(_) => None,
-        Err(status) => Some(format!("gRPC {:?} {}", status.code(), status.message())),
-    }
-}
-
-/// The failure a dead service must produce: REST 503 with the JSON error
-/// body (UNAVAILABLE = 14), gRPC UNAVAILABLE.
-fn is_unavailable(failure: &str) -> bool {
-    if let Some(rest) = failure.strip_prefix("REST 503 application/json ") {
-        serde_json::from_str::<Value>(rest).is_ok_and(|body| body["code"] == 14)
-    } else {
-        failure.starts_with(&format!("gRPC {:?} ", Code::Unavailable))
-    }
-}
 
 async fn restart(name: &'static str) {
     tokio::task::spawn_blocking(move || stack::restart(name))
