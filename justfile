@@ -534,7 +534,7 @@ k8s_work := justfile_directory() / ".local/k8s"
 # Docker Desktop or kind (`just images deploy smoke`).
 
 # Start the local cluster (builds Kubernetes from the Go module proxy the first time); kubectl context envoy-poc-local
-cluster-up: tools _tools-k8s
+cluster-up: tools _tools-k8s _tools-buildah
     k8s/local-cluster/cluster.sh up
 
 # Stop the local cluster and undo its host changes (state stays in .local/cluster; `cluster-reset` removes it)

@@ -102,9 +102,11 @@ write_kubeconfig() { # file user-cert-name
   [ -f "$file" ] && return 0
   kubectl config set-cluster "$context_name" --kubeconfig "$file" --server "https://127.0.0.1:$api_port" \
     --certificate-authority "$pki_dir/ca.crt" --embed-certs >/dev/null
-  kubectl config set-credentials "$cert" --kubeconfig "$file" --client-certificate "$pki_dir/$cert.crt" \
+  # Named after the cluster: merged into the user's kubeconfig, a plain
+  # "admin" could clash with (and on `down` remove) a user of their own.
+  kubectl config set-credentials "$context_name-$cert" --kubeconfig "$file" --client-certificate "$pki_dir/$cert.crt" \
     --client-key "$pki_dir/$cert.key" --embed-certs >/dev/null
-  kubectl config set-context "$context_name" --kubeconfig "$file" --cluster "$context_name" --user "$cert" >/dev/null
+  kubectl config set-context "$context_name" --kubeconfig "$file" --cluster "$context_name" --user "$context_name-$cert" >/dev/null
   kubectl config use-context "$context_name" --kubeconfig "$file" >/dev/null
 }
 
@@ -297,6 +299,9 @@ merge_user_kubeconfig() { # context envoy-poc-local in the user's kubeconfig, as
   merged=$(mktemp)
   KUBECONFIG="${KUBECONFIG:-$HOME/.kube/config}:$kubeconfig" kubectl config view --flatten >"$merged"
   mkdir -p "$HOME/.kube"
+  local previous
+  previous=$(kubectl config current-context 2>/dev/null || true)
+  [ -z "$previous" ] || [ "$previous" = "$context_name" ] || echo "$previous" >"$cluster_dir/previous-context"
   mv "$merged" "${KUBECONFIG:-$HOME/.kube/config}"
   chmod 600 "${KUBECONFIG:-$HOME/.kube/config}"
   kubectl config use-context "$context_name" >/dev/null
@@ -306,7 +311,11 @@ forget_user_kubeconfig() {
   kubectl config get-contexts "$context_name" >/dev/null 2>&1 || return 0
   kubectl config delete-context "$context_name" >/dev/null
   kubectl config delete-cluster "$context_name" >/dev/null 2>&1 || true
-  kubectl config unset "users.admin" >/dev/null 2>&1 || true
+  kubectl config unset "users.$context_name-admin" >/dev/null 2>&1 || true
+  if [ -f "$cluster_dir/previous-context" ]; then
+    kubectl config use-context "$(cat "$cluster_dir/previous-context")" >/dev/null 2>&1 || true
+    rm -f "$cluster_dir/previous-context"
+  fi
 }
 
 # ---- commands ------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 cluster_src=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(cd "$cluster_src/../.." && pwd)
 # Live state (certificates, etcd data, containerd, kubelet, logs, pids):
-# per checkout, removed by `cluster.sh down --purge`.
+# per checkout, removed by `cluster.sh reset`.
 cluster_dir=${ENVOY_POC_CLUSTER_DIR:-$repo_root/.local/cluster}
 # Build products shared by every checkout on this machine (binaries, image
 # archives): a fresh clone starts warm.
