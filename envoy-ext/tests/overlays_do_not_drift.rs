@@ -118,3 +118,62 @@ fn every_local_backend_stands_for_a_cluster_service() {
         );
     }
 }
+
+/// The local cluster (`just cluster-up`) deploys the same overlay as Docker
+/// Desktop and kind; the only difference is the helm values layered for it,
+/// and those may only swap the images it cannot pull for ones built on the
+/// machine from the same pinned releases.
+#[test]
+fn the_local_cluster_only_swaps_images_for_locally_built_ones() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let values: Value = serde_norway::from_str(
+        &std::fs::read_to_string(root.join("k8s/local-cluster/eg-values.yaml")).unwrap(),
+    )
+    .unwrap();
+    let keys = |v: &Value| -> Vec<String> {
+        v.as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(keys(&values), ["global"]);
+    assert_eq!(keys(&values["global"]), ["images"]);
+    let justfile = std::fs::read_to_string(root.join("justfile")).unwrap();
+    let pin = |name: &str| {
+        justfile
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} := \"")))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("no {name} pin in the justfile"))
+            .to_owned()
+    };
+    let expected = [
+        (
+            "envoyGateway",
+            format!(
+                "envoy-poc.local/envoyproxy/gateway:{}",
+                pin("envoy_gateway_version")
+            ),
+        ),
+        (
+            "envoyProxy",
+            format!(
+                "envoy-poc.local/envoyproxy/envoy:distroless-v{}",
+                pin("envoy_version")
+            ),
+        ),
+    ];
+    let images = &values["global"]["images"];
+    assert_eq!(keys(images), expected.each_ref().map(|(k, _)| k.to_string()));
+    for (name, image) in expected {
+        assert_eq!(keys(&images[name]), ["image", "pullPolicy"], "{name}");
+        assert_eq!(
+            images[name]["image"].as_str(),
+            Some(image.as_str()),
+            "{name}"
+        );
+        // Never pulled: there is no registry to pull them from.
+        assert_eq!(images[name]["pullPolicy"].as_str(), Some("Never"), "{name}");
+    }
+}
