@@ -303,31 +303,49 @@ impl RunningServer {
     }
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(%err, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Completes on SIGTERM or SIGINT (Ctrl-C). The handlers are installed when
+/// this is called, not when the future is first polled: call it before
+/// binding, so a SIGTERM that arrives while the server starts (a pod deleted
+/// at once) is a graceful stop, not the default action's non-zero exit.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            async fn received(
+                signal: std::io::Result<tokio::signal::unix::Signal>,
+                name: &'static str,
+            ) -> &'static str {
+                match signal {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(err) => {
+                        tracing::error!(%err, "cannot listen for {name}");
+                        std::future::pending::<()>().await;
+                    }
+                }
+                name
             }
-            Err(err) => {
-                tracing::error!(%err, "cannot listen for SIGTERM");
+            let (terminate, interrupt) = signals;
+            let name = tokio::select! {
+                name = received(terminate, "SIGTERM") => name,
+                name = received(interrupt, "SIGINT") => name,
+            };
+            tracing::info!("received {name}");
+        }
+        #[cfg(not(unix))]
+        {
+            if let Err(err) = tokio::signal::ctrl_c().await {
+                tracing::error!(%err, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
+            tracing::info!("received Ctrl-C");
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("received SIGINT"),
-        () = terminate => tracing::info!("received SIGTERM"),
     }
 }
 
@@ -351,9 +369,10 @@ pub fn run_main<F: Args + FromArgMatches>(
         }
     };
     let result = runtime.block_on(async {
+        let shutdown = shutdown_signal();
         let routes = build(&config, &flags);
         let listener = bind(&config).await?;
-        serve_with_listener(spec, &config, routes, listener, shutdown_signal()).await
+        serve_with_listener(spec, &config, routes, listener, shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
