@@ -165,7 +165,10 @@ fn the_local_cluster_only_swaps_images_for_locally_built_ones() {
         ),
     ];
     let images = &values["global"]["images"];
-    assert_eq!(keys(images), expected.each_ref().map(|(k, _)| k.to_string()));
+    assert_eq!(
+        keys(images),
+        expected.each_ref().map(|(k, _)| k.to_string())
+    );
     for (name, image) in expected {
         assert_eq!(keys(&images[name]), ["image", "pullPolicy"], "{name}");
         assert_eq!(
