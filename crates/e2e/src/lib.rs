@@ -7,7 +7,10 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr},
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        OnceLock,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -30,33 +33,65 @@ pub mod limits {
     pub const GATEWAY_DEFAULT_PER_MINUTE: u32 = 60;
 }
 
-/// A client address no other test of this run has used, and unlikely to
-/// have been used in the last minute.
+/// A client address no other test has used in the last two minutes, in this
+/// process or any other.
 ///
-/// Locally that is 127.<run>.<n>.<n> (all of 127.0.0.0/8 is the host's own).
+/// Each test process claims a block of addresses of its own ([`claim_block`]):
+/// the suites run as separate processes, and two of them drawing from the
+/// same block within a minute would share a rate-limit bucket. Locally a
+/// block is 127.<block>.0.0/16 (all of 127.0.0.0/8 is the host's own).
 /// Against the local Kubernetes cluster loopback sources cannot leave the
 /// host, so `E2E_CLIENT_CIDR` names a /16 the host answers on as its own
-/// (`k8s/local-cluster/cluster.sh` routes 10.245.0.0/16 to lo): then it is
-/// <a>.<b>.<run>.<n>.
+/// (`k8s/local-cluster/cluster.sh` routes 10.245.0.0/16 to lo), and a block
+/// is <a>.<b>.<block>.0/24.
 pub fn fresh_client_ip() -> IpAddr {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32 ^ std::process::id())
-        .unwrap_or(0);
-    // Never 0 (127.0.0.1 is the humans' address).
-    let run = (seed % 250 + 2) as u8;
-    client_ip(client_network(), run, n)
+    static BLOCK: OnceLock<u8> = OnceLock::new();
+    let block =
+        *BLOCK.get_or_init(|| claim_block(&std::env::temp_dir().join("envoy-poc-e2e-clients")));
+    client_ip(
+        client_network(),
+        block,
+        NEXT.fetch_add(1, Ordering::Relaxed),
+    )
 }
 
-/// The `n`th client address of run `run`; the last octet is never .0 or .255.
-fn client_ip(network: Option<[u8; 2]>, run: u8, n: u32) -> IpAddr {
+/// Blocks 2..=251: never 127.0.x.x or 127.1.x.x (127.0.0.1 is the humans').
+const BLOCKS: std::ops::RangeInclusive<u8> = 2..=251;
+/// A claim older than this has refilled every bucket its addresses used.
+const CLAIM_EXPIRES: Duration = Duration::from_secs(120);
+
+/// Claims a block for this process with a marker file that only one process
+/// can create, taking over claims that have expired.
+fn claim_block(dir: &std::path::Path) -> u8 {
+    std::fs::create_dir_all(dir).unwrap_or_else(|err| panic!("{}: {err}", dir.display()));
+    let start = std::process::id() as usize % BLOCKS.len();
+    for block in BLOCKS.cycle().skip(start).take(BLOCKS.len()) {
+        let marker = dir.join(block.to_string());
+        let expired = std::fs::metadata(&marker)
+            .and_then(|meta| meta.modified())
+            .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > CLAIM_EXPIRES));
+        if expired {
+            // Another process may take it over at the same time: only one
+            // create_new below succeeds.
+            let _ = std::fs::remove_file(&marker);
+        }
+        if std::fs::File::create_new(&marker).is_ok() {
+            return block;
+        }
+    }
+    panic!("every client address block in {} is claimed", dir.display())
+}
+
+/// The `n`th client address of `block`; the last octet is never .0 or .255.
+/// In a /16 network a block has 254 addresses, reused from the first after
+/// that (a test process uses a few dozen).
+fn client_ip(network: Option<[u8; 2]>, block: u8, n: u32) -> IpAddr {
     let hi = n / 254;
     let lo = (n % 254 + 1) as u8;
     match network {
-        Some([a, b]) => IpAddr::V4(Ipv4Addr::new(a, b, run.wrapping_add(hi as u8), lo)),
-        None => IpAddr::V4(Ipv4Addr::new(127, run, (hi % 256) as u8, lo)),
+        Some([a, b]) => IpAddr::V4(Ipv4Addr::new(a, b, block, lo)),
+        None => IpAddr::V4(Ipv4Addr::new(127, block, (hi % 256) as u8, lo)),
     }
 }
 
@@ -236,6 +271,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_process_claims_a_block_of_its_own() {
+        let dir = std::env::temp_dir().join(format!("e2e-claim-test-{}", std::process::id()));
+        let first = claim_block(&dir);
+        let second = claim_block(&dir);
+        assert_ne!(first, second);
+        assert!(BLOCKS.contains(&first) && BLOCKS.contains(&second));
+        // An expired claim is taken over.
+        let marker = std::fs::File::options()
+            .write(true)
+            .open(dir.join(first.to_string()))
+            .unwrap();
+        marker
+            .set_modified(SystemTime::now() - 2 * CLAIM_EXPIRES)
+            .unwrap();
+        let dirs_blocks: Vec<u8> = (0..BLOCKS.len() - 2).map(|_| claim_block(&dir)).collect();
+        assert!(
+            dirs_blocks.contains(&first),
+            "the expired block was not reused"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn client_cidr_must_be_a_slash_16() {
         assert_eq!(parse_client_cidr("10.245.0.0/16"), Some([10, 245]));
         assert_eq!(parse_client_cidr("10.245.0.0/24"), None);
@@ -286,7 +344,7 @@ mod tests {
 
     #[test]
     fn fresh_ips_stay_in_the_client_network() {
-        let ips: Vec<IpAddr> = (0..600)
+        let ips: Vec<IpAddr> = (0..254)
             .map(|n| client_ip(Some([10, 245]), 251, n))
             .collect();
         for ip in &ips {
