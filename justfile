@@ -551,6 +551,7 @@ test-cluster: cluster-up
     set -euo pipefail
     trap 'k8s/local-cluster/cluster.sh down' EXIT
     cargo test --locked -p e2e --no-run
+    (cd k8s/local-cluster/components && go test ./kube)
     started=$SECONDS
     just images deploy smoke status logs
     export $(k8s/local-cluster/cluster.sh env) E2E_KUBE_CONTEXT=envoy-poc-local

@@ -200,10 +200,13 @@ restore_host() {
   ip route del local "$client_cidr" dev lo 2>/dev/null || true
   ip route del local "$lb_cidr" dev lo 2>/dev/null || true
   ip link show "$bridge_name" >/dev/null 2>&1 && ip link delete "$bridge_name"
-  # The bridge plugin's masquerade chains of pods that went without a CNI DEL.
-  local chain
-  for chain in $(iptables -t nat -S POSTROUTING 2>/dev/null | sed -n 's/.*name: \\"envoy-poc\\".* -j \(CNI-[0-9a-f]*\).*/\1/p'); do
-    iptables -t nat -D POSTROUTING -s "$pod_cidr" -j "$chain" -m comment --comment "name: \"envoy-poc\" id: \"*\"" 2>/dev/null || true
+  # The bridge plugin's masquerade rules and chains of pods that went without
+  # a CNI DEL (its rules carry the comment name: "envoy-poc" id: "...").
+  local rule chain
+  { iptables -t nat -S POSTROUTING 2>/dev/null | grep -F 'name: \"envoy-poc\"' || true; } | while read -r rule; do
+    chain=$(sed -n 's/.* -j \(CNI-[0-9a-f]*\).*/\1/p' <<<"$rule")
+    eval "iptables -t nat ${rule/-A /-D }" || true
+    [ -n "$chain" ] && { iptables -t nat -F "$chain"; iptables -t nat -X "$chain"; } 2>/dev/null || true
   done
   # Our cgroup subtree, deepest first; the kernel refuses to remove a
   # non-empty cgroup, so this never touches a live process.

@@ -143,12 +143,7 @@ pub async fn call(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, ser
         .await
         .unwrap_or_else(|err| panic!("the gateway does not answer: {err}"));
     let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = content_type(&response);
     let text = response
         .text()
         .await
@@ -160,6 +155,16 @@ pub async fn call(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, ser
     let body =
         serde_json::from_str(&text).unwrap_or_else(|err| panic!("{status}: {err}: {text:.300}"));
     (status, body)
+}
+
+/// The response's content-type, or "" without one.
+pub fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Asserts a google.rpc.Status-shaped JSON error body with this gRPC code.

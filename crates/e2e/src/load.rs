@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tonic::Code;
 
-use crate::{fresh_client_ip, grpc_channel, rest_client, url};
+use crate::{content_type, fresh_client_ip, grpc_channel, rest_client, url};
 
 /// A failed call must come back within this (it does in milliseconds: Envoy
 /// sees the refused connection at once); a hang would blow it.
@@ -137,12 +137,7 @@ async fn rest_call(http: &reqwest::Client) -> Option<String> {
         Ok(response) if response.status() == StatusCode::OK => None,
         Ok(response) => {
             let status = response.status();
-            let content_type = response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
+            let content_type = content_type(&response);
             let body = response.text().await.unwrap_or_default();
             Some(format!("REST {} {content_type} {body}", status.as_u16()))
         }
