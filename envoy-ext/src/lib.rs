@@ -13,6 +13,7 @@
 //! rewrites it).
 
 mod error_responses;
+pub mod services;
 
 pub use error_responses::render_error_responses_policy;
 
