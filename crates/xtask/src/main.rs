@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use xtask::{pins::Pins, tools};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "The tasks behind the justfile")]
@@ -15,15 +16,47 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Print the tasks (the justfile is the user's entry point)
-    List,
+    /// Install the pinned tools (names of tools or groups from crates/xtask/pins.toml; default: `default`)
+    Tools { names: Vec<String> },
+    /// Print every pin: `name version`, or with --shell `NAME_VERSION='...'` lines to eval
+    Pins {
+        #[arg(long)]
+        shell: bool,
+    },
+    /// Print one tool's pinned version
+    Pin { name: String },
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().task {
-        Task::List => {
-            println!("see `just --list`");
-            ExitCode::SUCCESS
+    match run(Cli::parse().task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
         }
     }
+}
+
+type Error = Box<dyn std::error::Error>;
+
+fn run(task: Task) -> Result<(), Error> {
+    let pins = Pins::load()?;
+    match task {
+        Task::Tools { names } => {
+            let names: Vec<&str> = if names.is_empty() {
+                vec!["default"]
+            } else {
+                names.iter().map(String::as_str).collect()
+            };
+            tools::ensure(&pins, &names)?;
+        }
+        Task::Pins { shell: true } => print!("{}", pins.shell()),
+        Task::Pins { shell: false } => {
+            for tool in pins.tools() {
+                println!("{} {}", tool.name, tool.version);
+            }
+        }
+        Task::Pin { name } => println!("{}", pins.version(&name)?),
+    }
+    Ok(())
 }
