@@ -3,8 +3,8 @@
 //!
 //! The kill and restart tests need the local stack with two instances of each
 //! service (`REPLICAS=2`, `OVERLAY=k8s/overlays/ha`) and change it while they
-//! run, so they are `#[ignore]`d for `just test-e2e` and run by
-//! `just test-faults`, which brings that stack up, runs this file one test at
+//! run, so `cargo test -p e2e` leaves this file out (`test = false` in
+//! Cargo.toml) and only `just test-faults` runs it, which brings that stack up, runs this file one test at
 //! a time and stops it again. docs/reliability-faults.md has the figures.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -62,7 +62,6 @@ async fn watch_for_not_serving(port: u16) -> JoinHandle<Instant> {
 }
 
 #[tokio::test]
-#[ignore = "kills services: needs the two-instance stack of `just test-faults`"]
 async fn killed_service_fails_fast_with_503_and_unavailable_then_recovers() {
     let load = Load::start(4);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -134,7 +133,6 @@ async fn killed_service_fails_fast_with_503_and_unavailable_then_recovers() {
 }
 
 #[tokio::test]
-#[ignore = "restarts services: needs the two-instance stack of `just test-faults`"]
 async fn rolling_restart_under_load_loses_no_request() {
     // Whatever ran before (a kill), Envoy's health checks see both up first.
     tokio::time::sleep(SETTLE).await;
