@@ -2,5 +2,10 @@
 //! (`pins.toml`), their installer, and the checks behind the justfile's
 //! recipes. `src/main.rs` is the `cargo xtask` command line over it.
 
+pub mod bench;
+pub mod fuzz;
 pub mod pins;
+pub mod readme;
+pub mod stack;
+pub mod token;
 pub mod tools;
