@@ -1,9 +1,6 @@
-# gRPC-first Rust services behind Envoy Gateway. `just --list` is the table of contents.
-# Each recipe is a line or two: the logic is Rust with tests, in `cargo xtask`
-# (crates/xtask) and `cargo stack` (crates/stack); docs/development.md says why.
-
+# gRPC-first Rust services behind Envoy Gateway. `just --list` is the table of contents; the logic
+# is tested Rust in `cargo xtask` (crates/xtask) and `cargo stack` (crates/stack): docs/development.md.
 set shell := ["bash", "-euo", "pipefail", "-c"]
-set positional-arguments := false
 
 # The pinned tools (crates/xtask/pins.toml) live outside the clone, shared by every checkout.
 tools_dir := env("ENVOY_POC_TOOLS", env("HOME") / ".cache/envoy-poc/tools")
@@ -18,7 +15,7 @@ default:
 # ---- quick start ----
 
 # Bring the local stack up: both services + Envoy Gateway (standalone) on :8080
-up: tools _build-services
+up: _build-services
     cargo xtask stack up dev
     @cargo xtask examples
 
@@ -44,8 +41,8 @@ test-rust:
     cargo test --locked --no-fail-fast
 
 # The offline gateway checks: Envoy Gateway's translator and kustomize on our objects (pinned egctl, kubectl)
-test-offline: tools
-    cargo test --locked -p e2e --test translate --test overlays_do_not_drift
+test-offline:
+    cargo xtask e2e offline
 
 # rustfmt, clippy (warnings are errors), cargo deny, buf lint, buf breaking against the previous commit
 lint: tools deny
@@ -74,8 +71,8 @@ render:
     cargo run --quiet --locked -p envoy-ext
 
 # End-to-end tests through the local gateway; starts the dev stack if needed (and then stops it)
-test-e2e: tools _build-services
-    cargo xtask stack run dev -- cargo test --locked -p e2e
+test-e2e: _build-services
+    cargo xtask e2e dev
 
 _build-services:
     cargo build --locked --bins -p customer-service -p product-service
@@ -105,18 +102,17 @@ deny: (tools "deny")
     cargo fetch --locked --quiet && cargo deny --locked --offline check licenses bans sources
 
 # Fuzz the REST API through the gateway with schemathesis (fuzz profile: no rate limits): no 5xx, no schema violation, nothing crashed
-fuzz: (tools "default" "reliability") _build-services
+fuzz: (tools "reliability") _build-services
     cargo xtask stack run --stop-others fuzz -- cargo xtask fuzz
 
 # Services killed and restarted under load behind the gateway, two instances each (ha profile)
-test-faults: tools _build-services
-    cargo test --locked -p e2e --test faults --no-run
-    cargo xtask stack run --stop-others ha -- cargo test --locked -p e2e --test faults -- --test-threads=1 --nocapture
+test-faults: _build-services
+    cargo xtask e2e faults
 
 # ---- auth (docs/auth.md) ----
 
 # The local stack with auth: `just up` + Keycloak on 127.0.0.1:8180 (auth profile)
-up-auth: (tools "default" "auth") _build-services
+up-auth: _build-services
     cargo xtask stack up auth
     @cargo xtask examples --auth
 
@@ -125,9 +121,8 @@ token user realm="envoy-poc":
     @cargo xtask token {{user}} {{realm}}
 
 # Auth end-to-end suite against a real Keycloak: the auth profile, crates/e2e/tests/auth.rs
-test-auth: check-auth (tools "default" "auth") _build-services
-    cargo test --locked -p e2e --test auth --no-run
-    E2E_KEYCLOAK=http://127.0.0.1:8180 cargo xtask stack run --stop-others auth -- cargo test --locked -p e2e --test auth -- --test-threads 4 --nocapture
+test-auth: check-auth _build-services
+    cargo xtask e2e auth
 
 # Offline: Envoy Gateway's translator accepts the auth layer on the cluster overlay (JWT, RBAC on gRPC paths, per-user limit)
 check-auth: tools

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
 fn render(dir: &str) -> Vec<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(dir);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(dir);
     let output = Command::new("kubectl")
         .arg("kustomize")
         .arg(&path)

@@ -26,10 +26,7 @@ fn fresh_path() -> String {
     let dirs: Vec<PathBuf> = std::env::split_paths(&path)
         .filter(|d| *d != tools)
         .collect();
-    std::env::join_paths(dirs)
-        .unwrap()
-        .into_string()
-        .unwrap()
+    std::env::join_paths(dirs).unwrap().into_string().unwrap()
 }
 
 fn shell(script: &str) -> (bool, String, String) {
@@ -54,9 +51,7 @@ fn keys(v: &Value) -> Vec<String> {
 
 #[test]
 fn the_quick_start_commands_work_as_written_in_a_fresh_shell() {
-    let authority = e2e::gateway_url()
-        .trim_start_matches("http://")
-        .to_owned();
+    let authority = e2e::gateway_url().trim_start_matches("http://").to_owned();
     let examples = examples(README);
     // Commands that print nothing (the PATH step) set the shell up for the rest.
     let setup: Vec<&str> = examples

@@ -3,6 +3,7 @@
 //! recipes. `src/main.rs` is the `cargo xtask` command line over it.
 
 pub mod bench;
+pub mod e2e;
 pub mod fuzz;
 pub mod pins;
 pub mod readme;

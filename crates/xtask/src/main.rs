@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
-use xtask::{bench, fuzz, pins::Pins, readme, stack, token, tools};
+use xtask::{bench, e2e, fuzz, pins::Pins, readme, stack, token, tools};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "The tasks behind the justfile")]
@@ -46,6 +46,8 @@ enum Task {
     },
     /// Inside `cargo stack run fuzz`: schemathesis against the gateway, then the HAR and the stack checked
     Fuzz,
+    /// Run an e2e suite on its stack: offline (tools only), dev, faults (ha profile), auth
+    E2e { suite: String },
     /// Fail when docs/openapi/api.swagger.yaml differs from what proto/ generates
     CheckOpenapi,
     /// Print an access token of a test user from the running Keycloak
@@ -108,6 +110,7 @@ fn run(task: Task) -> Result<ExitCode, Error> {
         }
         Task::Bench { smoke, out } => return run_bench(&pins, smoke, &out),
         Task::Fuzz => return run_fuzz(),
+        Task::E2e { suite } => return run_e2e(&pins, e2e::suite(&suite)?),
         Task::CheckOpenapi => return check_openapi(),
         Task::Token { user, realm } => {
             let out = Command::new("curl")
@@ -237,6 +240,26 @@ fn run_bench(pins: &Pins, smoke: bool, out: &Path) -> Result<ExitCode, Error> {
         println!("{}", bench::check_outputs(out)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_e2e(pins: &Pins, suite: &e2e::Suite) -> Result<ExitCode, Error> {
+    let path = tools::path_with_tools();
+    let Some(stack_args) = suite.stack_args() else {
+        tools::ensure(pins, &["default"])?;
+        let mut command = Command::new("cargo");
+        command.args(suite.cargo_test(false)).env("PATH", &path);
+        suite.apply_env(&mut command);
+        return status(&mut command);
+    };
+    // Built first: the stack (and the machine's fixed ports) is held only
+    // while the tests run.
+    let built = status(Command::new("cargo").args(suite.cargo_test(true)))?;
+    if built != ExitCode::SUCCESS {
+        return Ok(built);
+    }
+    let mut command = stack::command(pins, &stack_args)?;
+    suite.apply_env(&mut command);
+    status(&mut command)
 }
 
 fn run_fuzz() -> Result<ExitCode, Error> {
