@@ -42,6 +42,7 @@ pub struct Service {
     pub name: String,
     pub package: String,
     pub grpc_service: String,
+    pub env_prefix: String,
     pub port: u16,
     pub rest_collection: String,
     pub limit_per_minute: u32,
@@ -85,6 +86,17 @@ impl ServiceTable {
                 if !seen.insert(key.clone()) {
                     return Err(TableError::Invalid(format!("duplicate {key}")));
                 }
+            }
+            if service.env_prefix.is_empty()
+                || !service
+                    .env_prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(TableError::Invalid(format!(
+                    "{}: env_prefix {:?} is not an environment name",
+                    service.name, service.env_prefix
+                )));
             }
             if service.limit_per_minute == 0 || service.user_limit_per_minute == 0 {
                 return Err(TableError::Invalid(format!(
@@ -178,6 +190,13 @@ mod tests {
         let text = SERVICES_TOML.replace("\"products\"", "\"customers\"");
         let err = ServiceTable::parse(&text).unwrap_err();
         assert!(err.to_string().contains("duplicate collection"), "{err}");
+    }
+
+    #[test]
+    fn lower_case_env_prefixes_are_rejected() {
+        let text = SERVICES_TOML.replace("\"PRODUCT\"", "\"product\"");
+        let err = ServiceTable::parse(&text).unwrap_err();
+        assert!(err.to_string().contains("env_prefix"), "{err}");
     }
 
     #[test]
