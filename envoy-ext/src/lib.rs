@@ -107,6 +107,10 @@ pub fn render_all(
             "k8s/base/networkpolicy.yaml",
             manifests::network_policy(table),
         ),
+        (
+            "envoy-ext/tests/translate/kustomization.yaml",
+            manifests::translate_kustomization(table),
+        ),
     ])
 }
 

@@ -711,6 +711,62 @@ images:
     )
 }
 
+/// `envoy-ext/tests/translate/kustomization.yaml`: the cluster overlay as
+/// `egctl x translate` can take it offline.
+pub fn translate_kustomization(table: &ServiceTable) -> String {
+    let cluster_ips: String = table
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, service)| {
+            format!(
+                "  - target:
+      kind: Service
+      name: {name}
+    patch: |-
+      - {{op: add, path: /spec/clusterIP, value: 10.96.0.{host}}}
+",
+                name = service.name,
+                host = 51 + i,
+            )
+        })
+        .collect();
+    let port = table.gateway.port;
+    let listener = format!("{}/{}/http", table.gateway.namespace, table.gateway.name);
+    format!(
+        "{}# The cluster overlay as `egctl x translate` can take it offline; only two
+# things differ, both because egctl is not a cluster:
+# - Services get a ClusterIP (a cluster assigns one; egctl needs an address);
+# - the patches name the listener and route configuration by Envoy Gateway's
+#   default name scheme (<namespace>/<gateway>/<listener>), since egctl
+#   cannot switch on the XDSNameSchemeV2 runtime flag that the cluster and
+#   local installs use (there the names are tcp-{port} / http-{port}).
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../../../k8s/overlays/cluster
+patches:
+{cluster_ips}  - target:
+      kind: EnvoyPatchPolicy
+      name: grpc-json-transcoder
+    patch: |-
+      - {{op: test, path: /spec/jsonPatches/0/name, value: tcp-{port}}}
+      - {{op: replace, path: /spec/jsonPatches/0/name, value: {listener}}}
+      - {{op: test, path: /spec/jsonPatches/1/name, value: tcp-{port}}}
+      - {{op: replace, path: /spec/jsonPatches/1/name, value: {listener}}}
+  - target:
+      kind: EnvoyPatchPolicy
+      name: error-responses
+    patch: |-
+      - {{op: test, path: /spec/jsonPatches/0/name, value: http-{port}}}
+      - {{op: replace, path: /spec/jsonPatches/0/name, value: {listener}}}
+      - {{op: test, path: /spec/jsonPatches/1/name, value: tcp-{port}}}
+      - {{op: replace, path: /spec/jsonPatches/1/name, value: {listener}}}
+",
+        banner()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -752,5 +808,6 @@ mod tests {
         assert!(base_services(&table, "0.1.0").contains("name: ORDER_PORT"));
         assert!(network_policy(&table).contains("\"order-service\"]"));
         assert!(cluster_kustomization(&table, "0.1.0").contains("envoy-poc/order-service"));
+        assert!(translate_kustomization(&table).contains("value: 10.96.0.53}"));
     }
 }
