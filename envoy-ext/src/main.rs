@@ -65,17 +65,11 @@ fn print(table: &ServiceTable, args: &[String]) -> Result<(), String> {
             let replicas: u16 = replicas
                 .parse()
                 .map_err(|_| format!("instances: {replicas:?} is not a count"))?;
-            for replica in 0..replicas {
-                for service in &table.services {
-                    let port = table
-                        .instance_port(service, replica)
-                        .map_err(|e| e.to_string())?;
-                    let instance = match replica {
-                        0 => service.name.clone(),
-                        i => format!("{}-{}", service.name, i + 1),
-                    };
-                    println!("{instance} {} {port}", service.name);
-                }
+            for instance in table.instances(replicas).map_err(|e| e.to_string())? {
+                println!(
+                    "{} {} {}",
+                    instance.name, instance.service.name, instance.port
+                );
             }
         }
         _ => return Err(usage()),

@@ -49,6 +49,14 @@ pub struct Service {
     pub user_limit_per_minute: u32,
 }
 
+/// One process of the standalone stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance<'a> {
+    pub name: String,
+    pub service: &'a Service,
+    pub port: u16,
+}
+
 /// Why a table cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
@@ -135,6 +143,26 @@ impl ServiceTable {
             })
     }
 
+    /// Every local instance a stack with `replicas` instances per service
+    /// runs, first instances first: instance 0 is named like its service,
+    /// instance i > 0 `<service>-<i+1>` (customer-service-2 on 50061).
+    pub fn instances(&self, replicas: u16) -> Result<Vec<Instance<'_>>, TableError> {
+        let mut instances = Vec::new();
+        for replica in 0..replicas {
+            for service in &self.services {
+                instances.push(Instance {
+                    name: match replica {
+                        0 => service.name.clone(),
+                        i => format!("{}-{}", service.name, i + 1),
+                    },
+                    service,
+                    port: self.instance_port(service, replica)?,
+                });
+            }
+        }
+        Ok(instances)
+    }
+
     /// The row of a service by name.
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|service| service.name == name)
@@ -175,6 +203,26 @@ mod tests {
         assert_eq!(
             table.instance_port(customer, 1).unwrap(),
             customer.port + table.local.replica_port_step
+        );
+    }
+
+    #[test]
+    fn second_instances_follow_the_first_ones() {
+        let table = ServiceTable::committed().unwrap();
+        let listed: Vec<(String, &str, u16)> = table
+            .instances(2)
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.name, i.service.name.as_str(), i.port))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("customer-service".to_owned(), "customer-service", 50051),
+                ("product-service".to_owned(), "product-service", 50052),
+                ("customer-service-2".to_owned(), "customer-service", 50061),
+                ("product-service-2".to_owned(), "product-service", 50062),
+            ]
         );
     }
 
