@@ -280,6 +280,17 @@ mod tests {
     }
 
     #[test]
+    fn patch_policies_target_the_table_gateway() {
+        let table = ServiceTable::committed().unwrap();
+        let head = policy_header("x", "y");
+        assert!(head.contains(&format!("\n  namespace: {}\n", table.gateway.namespace)));
+        assert!(head.contains(&format!(
+            "\n    kind: Gateway\n    name: {}\n",
+            table.gateway.name
+        )));
+    }
+
+    #[test]
     fn a_table_without_an_api_service_does_not_render() {
         let mut table = ServiceTable::committed().unwrap();
         table.services.pop();
