@@ -172,7 +172,14 @@ pub async fn ids_sort_in_creation_order_and_parse_strictly(store: ThingStore) {
     let b = store.create(thing("b", "x")).await.expect("created");
     assert_eq!(b.id, "thg_000002");
     assert_eq!(parse_id::<Things>("thg_1234567"), Some(1_234_567));
-    for bad in ["thg_1", "thg_00000x", "prd_000001", "", "thg_+00001", "thg_-00001"] {
+    for bad in [
+        "thg_1",
+        "thg_00000x",
+        "prd_000001",
+        "",
+        "thg_+00001",
+        "thg_-00001",
+    ] {
         assert_eq!(parse_id::<Things>(bad), None, "{bad}");
         assert_eq!(
             store.get(bad).await,
@@ -187,7 +194,10 @@ pub async fn ids_sort_in_creation_order_and_parse_strictly(store: ThingStore) {
 pub async fn unique_keys_on_create_update_delete(store: ThingStore) {
     let a = store.create(thing("ABC", "x")).await.expect("created");
     let b = store.create(thing("def", "x")).await.expect("created");
-    let dup = store.create(thing("abc", "y")).await.expect_err("duplicate");
+    let dup = store
+        .create(thing("abc", "y"))
+        .await
+        .expect_err("duplicate");
     assert_eq!(
         dup,
         StoreError::AlreadyExists {
@@ -319,8 +329,14 @@ pub async fn list_pages_and_groups(store: ThingStore) {
         ["thg_000010"]
     );
     assert!(list(None, Some("none"), 3).await.items.is_empty());
-    assert!(list(None, Some("ODD"), 3).await.items.is_empty(), "exact match");
-    assert!(list(None, Some("od%"), 3).await.items.is_empty(), "no wildcards");
+    assert!(
+        list(None, Some("ODD"), 3).await.items.is_empty(),
+        "exact match"
+    );
+    assert!(
+        list(None, Some("od%"), 3).await.items.is_empty(),
+        "no wildcards"
+    );
     assert!(list(Some("thg_000010"), None, 3).await.items.is_empty());
 }
 
@@ -399,7 +415,11 @@ pub async fn concurrent_duplicate_creates_exactly_one_wins(store: ThingStore) {
         won.extend(handle.await.expect("task"));
     }
     let distinct: BTreeSet<_> = won.iter().cloned().collect();
-    assert_eq!((won.len(), distinct.len()), (50, 50), "each code exactly once");
+    assert_eq!(
+        (won.len(), distinct.len()),
+        (50, 50),
+        "each code exactly once"
+    );
     assert_eq!(store.len().await, Ok(50));
     let all = store.list(None, None, 1000).await.expect("list");
     let codes: BTreeSet<_> = all.items.iter().map(|t| t.code.to_lowercase()).collect();
@@ -500,7 +520,10 @@ pub async fn update_masks_select_and_clear_fields(store: ThingStore) {
         ..Thing::default()
     };
     let b = crud.update(Some(patch), None).await.expect("updated");
-    assert_eq!((b.code.as_str(), b.kind.as_str(), b.note.as_str()), ("m1", "x", "second"));
+    assert_eq!(
+        (b.code.as_str(), b.kind.as_str(), b.note.as_str()),
+        ("m1", "x", "second")
+    );
     // With one, listed fields are replaced (even cleared), others kept.
     let patch = Thing {
         id: a.id.clone(),
@@ -511,7 +534,10 @@ pub async fn update_masks_select_and_clear_fields(store: ThingStore) {
         .update(Some(patch), Some(&mask(&["note", "kind"])))
         .await
         .expect("updated");
-    assert_eq!((c.code.as_str(), c.kind.as_str(), c.note.as_str()), ("m1", "", ""));
+    assert_eq!(
+        (c.code.as_str(), c.kind.as_str(), c.note.as_str()),
+        ("m1", "", "")
+    );
     assert_eq!(crud.get(&a.id).await.expect("get"), c);
     // An update that would make the record invalid is refused, nothing stored.
     let patch = Thing {

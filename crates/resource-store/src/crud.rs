@@ -198,10 +198,7 @@ impl<S: Resource> Crud<S> {
     /// Delete: `id` must be non-empty and exist (a second delete is NOT_FOUND).
     pub async fn delete(&self, id: &str) -> Result<(), CrudError> {
         Violations::one_if("id", validate::required(id))?;
-        self.store
-            .delete(id)
-            .await
-            .map_err(CrudError::store::<S>)?;
+        self.store.delete(id).await.map_err(CrudError::store::<S>)?;
         Ok(())
     }
 

@@ -125,8 +125,11 @@ pub trait Store<S: Schema>: Send + Sync + std::fmt::Debug {
     /// succeeds and the unique keys stay unique, all atomically; update_time
     /// becomes now and the etag changes. The id and create_time are kept
     /// whatever `change` does to them.
-    async fn update(&self, id: &str, change: Change<'_, S::Record>)
-    -> Result<S::Record, StoreError>;
+    async fn update(
+        &self,
+        id: &str,
+        change: Change<'_, S::Record>,
+    ) -> Result<S::Record, StoreError>;
     /// Removes the record and returns it.
     async fn delete(&self, id: &str) -> Result<S::Record, StoreError>;
     /// Up to `limit` records after id `after` (exclusive), in id order; with
