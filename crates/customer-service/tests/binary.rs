@@ -1,13 +1,13 @@
 //! The real `customer-service` executable: `--help`, env names, plain logs, SIGTERM.
 
-use resource_store::SeedArgs;
+use postgres_store::StoreArgs;
 use service_testing as testing;
 
 const BIN: &str = env!("CARGO_BIN_EXE_customer-service");
 
 #[test]
 fn help_documents_flags_env_names_and_defaults() {
-    testing::check_help::<SeedArgs>(BIN, &customer_service::SPEC).expect("help");
+    testing::check_help::<StoreArgs>(BIN, &customer_service::SPEC).expect("help");
     // The service's own flags keep their environment names.
     let help = std::process::Command::new(BIN)
         .arg("--help")
@@ -15,7 +15,14 @@ fn help_documents_flags_env_names_and_defaults() {
         .expect("runs")
         .stdout;
     let help = String::from_utf8_lossy(&help);
-    for env in ["CUSTOMER_EMPTY", "CUSTOMER_SYNTHETIC_RECORDS"] {
+    for env in [
+        "CUSTOMER_EMPTY",
+        "CUSTOMER_SYNTHETIC_RECORDS",
+        "CUSTOMER_DATABASE_URL",
+        "CUSTOMER_DATABASE_POOL_SIZE",
+        "CUSTOMER_DATABASE_CONNECT_TIMEOUT",
+        "CUSTOMER_DATABASE_OPERATION_TIMEOUT",
+    ] {
         assert!(help.contains(env), "{env} missing from --help");
     }
 }

@@ -1,5 +1,7 @@
 //! The behaviour every store backend shares, on PostgreSQL: each test gets
 //! a fresh database on this binary's throwaway server.
+// Test helpers outside #[test] fns may fail loudly too.
+#![allow(clippy::expect_used)]
 
 use std::{sync::Arc, time::Duration};
 

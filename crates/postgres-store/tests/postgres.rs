@@ -1,6 +1,8 @@
 //! What only the PostgreSQL backend has: several replicas on one database,
 //! migrations and seeding under the advisory lock, an outage and the
 //! recovery from it.
+// Test helpers outside #[test] fns may fail loudly too.
+#![allow(clippy::expect_used)]
 
 use std::{
     collections::BTreeSet,

@@ -1,13 +1,13 @@
 //! The real `product-service` executable: `--help`, env names, plain logs, SIGTERM.
 
-use resource_store::SeedArgs;
+use postgres_store::StoreArgs;
 use service_testing as testing;
 
 const BIN: &str = env!("CARGO_BIN_EXE_product-service");
 
 #[test]
 fn help_documents_flags_env_names_and_defaults() {
-    testing::check_help::<SeedArgs>(BIN, &product_service::SPEC).expect("help");
+    testing::check_help::<StoreArgs>(BIN, &product_service::SPEC).expect("help");
     // The service's own flags keep their environment names.
     let help = std::process::Command::new(BIN)
         .arg("--help")
@@ -15,7 +15,14 @@ fn help_documents_flags_env_names_and_defaults() {
         .expect("runs")
         .stdout;
     let help = String::from_utf8_lossy(&help);
-    for env in ["PRODUCT_EMPTY", "PRODUCT_SYNTHETIC_RECORDS"] {
+    for env in [
+        "PRODUCT_EMPTY",
+        "PRODUCT_SYNTHETIC_RECORDS",
+        "PRODUCT_DATABASE_URL",
+        "PRODUCT_DATABASE_POOL_SIZE",
+        "PRODUCT_DATABASE_CONNECT_TIMEOUT",
+        "PRODUCT_DATABASE_OPERATION_TIMEOUT",
+    ] {
         assert!(help.contains(env), "{env} missing from --help");
     }
 }

@@ -2,7 +2,7 @@
 //! fresh, empty store of [`Things`]. A backend's test suite instantiates them
 //! all with [`conformance_tests!`](crate::conformance_tests):
 //!
-//! ```ignore
+//! ```text
 //! async fn fresh() -> Arc<dyn Store<Things>> { /* a new, empty store */ }
 //! resource_store::conformance_tests!(fresh);
 //! ```
@@ -456,7 +456,7 @@ pub async fn keyset_paging_survives_concurrent_inserts_and_deletes(store: ThingS
                 if store.delete(&old).await.is_ok() {
                     deleted += 1;
                 }
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     store.delete(&created.id).await.expect("deleted");
                 }
                 tokio::task::yield_now().await;

@@ -143,6 +143,9 @@ pub trait Store<S: Schema>: Send + Sync + std::fmt::Debug {
     ) -> Result<Page<S::Record>, StoreError>;
     /// How many records there are.
     async fn len(&self) -> Result<usize, StoreError>;
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len().await? == 0)
+    }
     /// Inserts `records` (made only when needed) if and only if the store is
     /// empty, once even when several replicas start at the same time; a
     /// record that conflicts is logged and skipped. Returns how many were
