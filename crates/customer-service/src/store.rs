@@ -33,6 +33,12 @@ impl Schema for Customers {
     fn set_update_time(record: &mut Customer, time: Timestamp) {
         record.update_time = Some(time);
     }
+    fn etag(record: &Customer) -> &str {
+        &record.etag
+    }
+    fn set_etag(record: &mut Customer, etag: String) {
+        record.etag = etag;
+    }
     fn unique_keys(record: &Customer) -> Vec<(&'static str, String)> {
         vec![("customer.email", record.email.to_lowercase())]
     }

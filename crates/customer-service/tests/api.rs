@@ -372,6 +372,58 @@ async fn messages_over_max_message_bytes_are_rejected(backend: Backend) {
     server.shutdown().await.expect("clean shutdown");
 }
 
+async fn a_stale_etag_is_aborted_and_no_etag_overwrites(backend: Backend) {
+    let (server, mut client) = start(backend, true).await;
+    let created = client
+        .create_customer(CreateCustomerRequest {
+            customer: Some(Customer {
+                etag: "made up by the client".into(),
+                ..customer("Edsger Dijkstra", "edsger@example.com")
+            }),
+        })
+        .await
+        .expect("created")
+        .into_inner();
+    assert!(!created.etag.is_empty() && created.etag != "made up by the client");
+    let update = |etag: &str, name: &str| UpdateCustomerRequest {
+        customer: Some(Customer {
+            id: created.id.clone(),
+            name: name.into(),
+            etag: etag.into(),
+            ..Customer::default()
+        }),
+        update_mask: None,
+    };
+    let first = client
+        .update_customer(update(&created.etag, "First Writer"))
+        .await
+        .expect("current etag")
+        .into_inner();
+    assert_ne!(first.etag, created.etag);
+    let stale = client
+        .update_customer(update(&created.etag, "Second Writer"))
+        .await
+        .expect_err("stale etag");
+    assert_eq!(stale.code(), Code::Aborted, "{stale:?}");
+    let info = stale.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "ETAG_MISMATCH");
+    let blind = client
+        .update_customer(update("", "Blind Writer"))
+        .await
+        .expect("no etag: last writer wins")
+        .into_inner();
+    assert_eq!(blind.name, "Blind Writer");
+    let got = client
+        .get_customer(GetCustomerRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got, blind, "get returns the current etag");
+    server.shutdown().await.expect("shutdown");
+}
+
 /// Every test above, once per store backend.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -395,6 +447,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    a_stale_etag_is_aborted_and_no_etag_overwrites,
     crud_round_trip,
     validation_errors_carry_field_violations,
     duplicate_email_is_already_exists_on_create_and_update,

@@ -34,6 +34,12 @@ impl Schema for Products {
     fn set_update_time(record: &mut Product, time: Timestamp) {
         record.update_time = Some(time);
     }
+    fn etag(record: &Product) -> &str {
+        &record.etag
+    }
+    fn set_etag(record: &mut Product, etag: String) {
+        record.etag = etag;
+    }
     fn unique_keys(record: &Product) -> Vec<(&'static str, String)> {
         vec![("product.sku", record.sku.clone())]
     }

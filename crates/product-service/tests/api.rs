@@ -319,6 +319,58 @@ async fn reflection_lists_only_the_product_service_by_default(backend: Backend) 
     server.shutdown().await.expect("clean shutdown");
 }
 
+async fn a_stale_etag_is_aborted_and_no_etag_overwrites(backend: Backend) {
+    let (server, mut client) = start(backend).await;
+    let created = client
+        .create_product(CreateProductRequest {
+            product: Some(Product {
+                etag: "made up by the client".into(),
+                ..product("ETAG-1", "books")
+            }),
+        })
+        .await
+        .expect("created")
+        .into_inner();
+    assert!(!created.etag.is_empty() && created.etag != "made up by the client");
+    let update = |etag: &str, name: &str| UpdateProductRequest {
+        product: Some(Product {
+            id: created.id.clone(),
+            name: name.into(),
+            etag: etag.into(),
+            ..Product::default()
+        }),
+        update_mask: None,
+    };
+    let first = client
+        .update_product(update(&created.etag, "First Writer"))
+        .await
+        .expect("current etag")
+        .into_inner();
+    assert_ne!(first.etag, created.etag);
+    let stale = client
+        .update_product(update(&created.etag, "Second Writer"))
+        .await
+        .expect_err("stale etag");
+    assert_eq!(stale.code(), Code::Aborted, "{stale:?}");
+    let info = stale.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "ETAG_MISMATCH");
+    let blind = client
+        .update_product(update("", "Blind Writer"))
+        .await
+        .expect("no etag: last writer wins")
+        .into_inner();
+    assert_eq!(blind.name, "Blind Writer");
+    let got = client
+        .get_product(GetProductRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got, blind, "get returns the current etag");
+    server.shutdown().await.expect("shutdown");
+}
+
 /// Every test above, once per store backend.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -342,6 +394,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    a_stale_etag_is_aborted_and_no_etag_overwrites,
     crud_round_trip,
     validation_and_conflicts,
     category_paging_visits_each_product_once_and_tokens_are_bound_to_the_filter,
