@@ -229,3 +229,53 @@ async fn outage_is_unavailable_within_a_second_and_heals_without_restart() {
     assert!(after.id > before.id, "ids keep growing after a crash");
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_exhausted_pool_is_unavailable_after_the_connect_timeout() {
+    let url = fresh_url().await;
+    let store: Arc<dyn Store<Things>> = Arc::new(
+        PgStore::<Things>::open(PgOptions {
+            pool_size: 1,
+            connect_timeout: Duration::from_millis(300),
+            ..options(url)
+        })
+        .await
+        .expect("opens"),
+    );
+    let a = store.create(thing("pool", "k")).await.expect("created");
+    // An update whose change is slow holds the only connection (and the row).
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+    let slow = {
+        let store = Arc::clone(&store);
+        let id = a.id.clone();
+        tokio::spawn(async move {
+            let mut held = Some(held_tx);
+            store
+                .update(&id, &mut |t: &mut Thing| {
+                    if let Some(tx) = held.take() {
+                        let _ = tx.send(());
+                    }
+                    // Off the runtime's worker, so timers keep running.
+                    tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(1500)));
+                    t.note = "slow".into();
+                    Ok(())
+                })
+                .await
+        })
+    };
+    held_rx.await.expect("the update holds the connection");
+    let started = Instant::now();
+    let err = store.get(&a.id).await.expect_err("no free connection");
+    let waited = started.elapsed();
+    assert!(
+        matches!(&err, StoreError::Unavailable(m) if m.contains("no database connection within 300ms")),
+        "{err:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_millis(1000),
+        "{waited:?}"
+    );
+    let updated = slow.await.expect("task").expect("slow update commits");
+    assert_eq!(updated.note, "slow");
+    assert_eq!(store.get(&a.id).await.expect("free again"), updated);
+}
