@@ -28,8 +28,19 @@ pub fn db_error(err: tokio_postgres::Error) -> StoreError {
                 StoreError::Internal(format!("database: {err}"))
             }
         }
-        // No SQLSTATE: the connection broke, could not be made or timed out.
-        None => StoreError::Unavailable(format!("database connection: {err}")),
+        // No SQLSTATE: a value that does not convert (our bug), or the
+        // connection broke, could not be made or timed out. tokio-postgres
+        // only tells them apart in its message.
+        None => {
+            let message = err.to_string();
+            if message.starts_with("error serializing")
+                || message.starts_with("error deserializing")
+            {
+                StoreError::Internal(format!("database values: {message}"))
+            } else {
+                StoreError::Unavailable(format!("database connection: {message}"))
+            }
+        }
     }
 }
 

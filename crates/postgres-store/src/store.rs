@@ -2,7 +2,7 @@
 //! [`Schema`] (records stored as protobuf bytes; see the migration for the
 //! tables).
 
-use std::{marker::PhantomData, time::Duration};
+use std::{collections::HashMap, marker::PhantomData, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
 use prost::Message;
@@ -62,6 +62,9 @@ impl<S: Schema> std::fmt::Debug for PgStore<S> {
             .finish()
     }
 }
+
+/// Seed records per statement.
+const SEED_CHUNK: usize = 1000;
 
 fn now() -> Timestamp {
     Timestamp::from(std::time::SystemTime::now())
@@ -418,16 +421,82 @@ where
         if filled {
             return Ok(0);
         }
-        let mut inserted = 0;
+        // The table is empty and no other seeder can run: only conflicts
+        // within the batch are possible, so they are settled here, and the
+        // rows go in as a few large statements instead of one per record.
+        let mut taken: HashMap<(&'static str, String), String> = HashMap::new();
+        let mut kept = Vec::new();
         for record in records() {
-            match Self::insert(&tx, &self.sequence, record).await {
-                Ok(_) => inserted += 1,
-                Err(err @ StoreError::AlreadyExists { .. }) => {
-                    tracing::warn!(%err, "skipping seed record");
-                }
-                Err(err) => return Err(err),
+            let keys = S::unique_keys(&record);
+            if let Some((field, value)) = keys.iter().find(|k| taken.contains_key(*k)) {
+                let err = StoreError::AlreadyExists {
+                    field,
+                    value: value.clone(),
+                    existing_id: taken[&(*field, value.clone())].clone(),
+                };
+                tracing::warn!(%err, "skipping seed record");
+                continue;
             }
+            let seq = kept.len() + 1;
+            for key in keys {
+                taken.insert(key, format!("#{seq} of the seed"));
+            }
+            kept.push(record);
         }
+        let count = i64::try_from(kept.len()).unwrap_or(i64::MAX);
+        let mut seqs: Vec<i64> = tx
+            .query(
+                &format!(
+                    "SELECT nextval('{}') FROM generate_series(1, $1::bigint)",
+                    self.sequence
+                ),
+                &[&count],
+            )
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        seqs.sort_unstable();
+        let time = now();
+        for (chunk, chunk_seqs) in kept.chunks_mut(SEED_CHUNK).zip(seqs.chunks(SEED_CHUNK)) {
+            let mut groups: Vec<Option<Vec<u8>>> = Vec::with_capacity(chunk.len());
+            let mut bytes = Vec::with_capacity(chunk.len());
+            let (mut fields, mut digests, mut values, mut owners) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (record, &seq) in chunk.iter_mut().zip(chunk_seqs) {
+                S::set_id(record, format_id::<S>(seq_to_u64(seq)));
+                S::set_create_time(record, time);
+                S::set_update_time(record, time);
+                S::set_etag(record, format_etag(1));
+                groups.push(S::group(record).map(digest));
+                bytes.push(record.encode_to_vec());
+                for (field, value) in S::unique_keys(record) {
+                    fields.push(field);
+                    digests.push(digest(&value));
+                    values.push(value.into_bytes());
+                    owners.push(seq);
+                }
+            }
+            tx.execute(
+                "INSERT INTO records (kind, seq, grp, version, record)
+                 SELECT $1, s, g, 1, r FROM unnest($2::bigint[], $3::bytea[], $4::bytea[]) AS t(s, g, r)",
+                &[&S::ID_PREFIX, &chunk_seqs, &groups, &bytes],
+            )
+            .await
+            .map_err(db_error)?;
+            // A create on another replica racing the seed fails the seed
+            // (a unique violation): the next start finds the table filled.
+            tx.execute(
+                "INSERT INTO unique_keys (kind, field, digest, value, seq)
+                 SELECT $1, f, d, v, s
+                 FROM unnest($2::text[], $3::bytea[], $4::bytea[], $5::bigint[]) AS t(f, d, v, s)",
+                &[&S::ID_PREFIX, &fields, &digests, &values, &owners],
+            )
+            .await
+            .map_err(db_error)?;
+        }
+        let inserted = kept.len();
         tx.commit().await.map_err(db_error)?;
         Ok(inserted)
     }

@@ -279,3 +279,50 @@ async fn an_exhausted_pool_is_unavailable_after_the_connect_timeout() {
     assert_eq!(updated.note, "slow");
     assert_eq!(store.get(&a.id).await.expect("free again"), updated);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeding_many_records_is_bulk_and_keeps_keys_and_order() {
+    let url = fresh_url().await;
+    let store = open(&url).await;
+    let started = Instant::now();
+    let seeded = store
+        .seed_if_empty(Box::new(|| {
+            (0..20_000)
+                .map(|i| thing(&format!("bulk{i}"), if i % 4 == 0 { "a" } else { "b" }))
+                // An in-batch duplicate (other case) is skipped, using no id.
+                .chain([thing("BULK7", "a")])
+                .chain([thing("last", "a")])
+                .collect()
+        }))
+        .await
+        .expect("seeded");
+    let took = started.elapsed();
+    eprintln!("seeded {seeded} records in {took:?}");
+    assert_eq!(seeded, 20_001);
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert_eq!(store.len().await, Ok(20_001));
+    let last = store.list(Some("thg_020000"), None, 5).await.expect("list");
+    assert_eq!(last.items.len(), 1);
+    assert_eq!(
+        (last.items[0].id.as_str(), last.items[0].code.as_str()),
+        ("thg_020001", "last")
+    );
+    let a = store.list(None, Some("a"), 3).await.expect("list");
+    let ids: Vec<&str> = a.items.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["thg_000001", "thg_000005", "thg_000009"]);
+    // The database holds every seeded key.
+    let dup = store
+        .create(thing("Bulk123", "x"))
+        .await
+        .expect_err("taken");
+    assert_eq!(
+        dup,
+        StoreError::AlreadyExists {
+            field: "thing.code",
+            value: "bulk123".into(),
+            existing_id: "thg_000124".into()
+        }
+    );
+    let next = store.create(thing("new", "x")).await.expect("created");
+    assert_eq!(next.id, "thg_020002");
+}
