@@ -8,22 +8,24 @@ use api::customer::v1::{
     ListCustomersRequest, ListCustomersResponse, UpdateCustomerRequest,
     customer_service_server::CustomerService,
 };
-use resource_store::{CrudError, paging::PageTokens};
+use resource_store::{Crud, Store, paging::PageTokens};
 use tonic::{Request, Response, Status};
 
-use crate::store::CustomerTable;
+use crate::store::Customers;
 
 const PAGE_TOKENS: PageTokens = PageTokens::new("customer.v1.ListCustomers");
 
-/// The service implementation over a shared [`CustomerTable`].
+/// The service implementation over a shared customer [`Store`].
 #[derive(Debug, Clone)]
 pub struct CustomerApi {
-    table: Arc<CustomerTable>,
+    customers: Crud<Customers>,
 }
 
 impl CustomerApi {
-    pub fn new(table: Arc<CustomerTable>) -> Self {
-        Self { table }
+    pub fn new(store: Arc<dyn Store<Customers>>) -> Self {
+        Self {
+            customers: Crud::new(store, PAGE_TOKENS),
+        }
     }
 }
 
@@ -33,7 +35,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<GetCustomerRequest>,
     ) -> Result<Response<Customer>, Status> {
-        let customer = self.table.get_checked(&request.into_inner().id)?;
+        let customer = self.customers.get(&request.into_inner().id).await?;
         Ok(Response::new(customer))
     }
 
@@ -43,9 +45,9 @@ impl CustomerService for CustomerApi {
     ) -> Result<Response<ListCustomersResponse>, Status> {
         let req = request.into_inner();
         let (customers, next_page_token) = self
-            .table
-            .list_page(&PAGE_TOKENS, req.page_size, &req.page_token, None)
-            .map_err(CrudError::from)?;
+            .customers
+            .list(req.page_size, &req.page_token, None)
+            .await?;
         Ok(Response::new(ListCustomersResponse {
             customers,
             next_page_token,
@@ -56,7 +58,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<CreateCustomerRequest>,
     ) -> Result<Response<Customer>, Status> {
-        let customer = self.table.create_checked(request.into_inner().customer)?;
+        let customer = self.customers.create(request.into_inner().customer).await?;
         tracing::info!(id = %customer.id, "customer created");
         Ok(Response::new(customer))
     }
@@ -67,8 +69,9 @@ impl CustomerService for CustomerApi {
     ) -> Result<Response<Customer>, Status> {
         let req = request.into_inner();
         let customer = self
-            .table
-            .update_checked(req.customer, req.update_mask.as_ref())?;
+            .customers
+            .update(req.customer, req.update_mask.as_ref())
+            .await?;
         Ok(Response::new(customer))
     }
 
@@ -76,7 +79,7 @@ impl CustomerService for CustomerApi {
         &self,
         request: Request<DeleteCustomerRequest>,
     ) -> Result<Response<()>, Status> {
-        self.table.delete_checked(&request.into_inner().id)?;
+        self.customers.delete(&request.into_inner().id).await?;
         Ok(Response::new(()))
     }
 }

@@ -1,12 +1,12 @@
-//! How customers live in the shared in-memory table, plus validation and
+//! How customers live in a store (whichever backend), plus validation and
 //! sample data.
 
 use api::customer::v1::Customer;
 use prost_types::Timestamp;
 use resource_store::{
-    Resource, SeedArgs,
+    Resource,
     mask::UpdateMask,
-    store::{Schema, Table},
+    store::Schema,
     validate::{self, Violations},
 };
 
@@ -15,8 +15,6 @@ pub const RESOURCE_TYPE: &str = "customer.v1.Customer";
 /// [`Schema`] of the customer table: ids `cus_…`, email unique case-insensitively.
 #[derive(Debug)]
 pub struct Customers;
-
-pub type CustomerTable = Table<Customers>;
 
 impl Schema for Customers {
     type Record = Customer;
@@ -34,6 +32,12 @@ impl Schema for Customers {
     }
     fn set_update_time(record: &mut Customer, time: Timestamp) {
         record.update_time = Some(time);
+    }
+    fn etag(record: &Customer) -> &str {
+        &record.etag
+    }
+    fn set_etag(record: &mut Customer, etag: String) {
+        record.etag = etag;
     }
     fn unique_keys(record: &Customer) -> Vec<(&'static str, String)> {
         vec![("customer.email", record.email.to_lowercase())]
@@ -129,19 +133,26 @@ pub fn synthetic(n: usize) -> impl Iterator<Item = Customer> {
     })
 }
 
-/// A table seeded per `--empty` and `--synthetic-records`.
-pub fn seeded(seed: &SeedArgs) -> CustomerTable {
-    let table = CustomerTable::new();
-    table.seed(seed.records(samples, synthetic));
-    table
-}
-
 #[cfg(test)]
 mod tests {
+    use postgres_store::StoreArgs;
     use prost_types::FieldMask;
-    use resource_store::crud::{CrudError, OUTPUT_ONLY};
+    use resource_store::{
+        Crud, SeedArgs,
+        crud::{CrudError, OUTPUT_ONLY},
+        paging::PageTokens,
+    };
 
     use super::*;
+
+    async fn seeded(seed: SeedArgs) -> Crud<Customers> {
+        let flags = StoreArgs {
+            seed,
+            ..StoreArgs::default()
+        };
+        let store = crate::open_store(&flags).await.expect("in-memory store");
+        Crud::new(store, PageTokens::new("test"))
+    }
 
     const UPDATABLE: &[&str] = Customers::UPDATABLE;
 
@@ -160,26 +171,26 @@ mod tests {
         UpdateMask::parse(Some(&m), UPDATABLE, OUTPUT_ONLY).expect("valid mask")
     }
 
-    #[test]
-    fn samples_and_synthetic_records_are_valid_and_unique() {
-        let table = seeded(&SeedArgs {
+    #[tokio::test]
+    async fn samples_and_synthetic_records_are_valid_and_unique() {
+        let crud = seeded(SeedArgs {
             empty: false,
             synthetic_records: 1000,
-        });
-        assert_eq!(table.len(), 1005);
+        })
+        .await;
+        assert_eq!(crud.store().len().await, Ok(1005));
         for c in samples()
             .iter()
             .chain(synthetic(1000).collect::<Vec<_>>().iter())
         {
             assert!(validate(c).is_empty(), "{c:?}: {}", validate(c));
         }
-        assert!(
-            seeded(&SeedArgs {
-                empty: true,
-                synthetic_records: 0
-            })
-            .is_empty()
-        );
+        let empty = seeded(SeedArgs {
+            empty: true,
+            synthetic_records: 0,
+        })
+        .await;
+        assert_eq!(empty.store().len().await, Ok(0));
     }
 
     #[test]
@@ -222,16 +233,16 @@ mod tests {
         assert_eq!(current, customer("Ada", "ada@example.com", ""));
     }
 
-    #[test]
-    fn email_uniqueness_is_case_insensitive_on_update() {
-        let table = seeded(&SeedArgs::default());
-        let grace = table.list(None, None, 10).items[1].clone();
+    #[tokio::test]
+    async fn email_uniqueness_is_case_insensitive_on_update() {
+        let crud = seeded(SeedArgs::default()).await;
+        let grace = crud.list(10, "", None).await.expect("list").0[1].clone();
         let patch = Customer {
             id: grace.id.clone(),
             email: "ADA@example.com".into(),
             ..Customer::default()
         };
-        let err = table.update_checked(Some(patch), None).expect_err("taken");
+        let err = crud.update(Some(patch), None).await.expect_err("taken");
         assert!(
             matches!(
                 err,
@@ -243,7 +254,7 @@ mod tests {
             ),
             "{err:?}"
         );
-        let stored = table.get(&grace.id).expect("exists");
+        let stored = crud.get(&grace.id).await.expect("exists");
         assert_eq!(stored.email, grace.email, "unchanged");
     }
 }

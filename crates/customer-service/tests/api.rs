@@ -5,32 +5,48 @@ use api::customer::v1::{
     CreateCustomerRequest, Customer, DeleteCustomerRequest, GetCustomerRequest,
     ListCustomersRequest, UpdateCustomerRequest, customer_service_client::CustomerServiceClient,
 };
+use postgres_store::{DatabaseArgs, StoreArgs};
 use prost_types::FieldMask;
 use resource_store::SeedArgs;
 use service_runtime::{RunningServer, ServerConfig};
-use service_testing::{self as testing, assert_invalid};
+use service_testing::{self as testing, assert_invalid, postgres::Backend};
 use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt;
 
 async fn start_with(
+    backend: Backend,
     configure: impl FnOnce(&mut ServerConfig),
     seed: SeedArgs,
 ) -> (RunningServer, CustomerServiceClient<Channel>) {
+    let database_url = tokio::task::spawn_blocking(move || backend.database_url())
+        .await
+        .expect("task")
+        .expect("database");
+    let flags = StoreArgs {
+        seed,
+        database: DatabaseArgs {
+            database_url,
+            ..DatabaseArgs::default()
+        },
+    };
+    let store = customer_service::open_store(&flags)
+        .await
+        .expect("store opens");
     let (server, channel) =
         testing::start_connected(&customer_service::SPEC, configure, |config| {
-            customer_service::routes(config, &seed)
+            customer_service::api_routes(config, store)
         })
         .await
         .expect("server starts");
     (server, CustomerServiceClient::new(channel))
 }
 
-async fn start(empty: bool) -> (RunningServer, CustomerServiceClient<Channel>) {
+async fn start(backend: Backend, empty: bool) -> (RunningServer, CustomerServiceClient<Channel>) {
     let seed = SeedArgs {
         empty,
         ..SeedArgs::default()
     };
-    start_with(|_| {}, seed).await
+    start_with(backend, |_| {}, seed).await
 }
 
 fn customer(name: &str, email: &str) -> Customer {
@@ -45,9 +61,8 @@ fn create(c: Customer) -> CreateCustomerRequest {
     CreateCustomerRequest { customer: Some(c) }
 }
 
-#[tokio::test]
-async fn crud_round_trip() {
-    let (server, mut client) = start(false).await;
+async fn crud_round_trip(backend: Backend) {
+    let (server, mut client) = start(backend, false).await;
 
     let created = client
         .create_customer(create(Customer {
@@ -141,9 +156,8 @@ async fn crud_round_trip() {
     server.shutdown().await.expect("clean shutdown");
 }
 
-#[tokio::test]
-async fn validation_errors_carry_field_violations() {
-    let (server, mut client) = start(false).await;
+async fn validation_errors_carry_field_violations(backend: Backend) {
+    let (server, mut client) = start(backend, false).await;
 
     let err = client
         .create_customer(create(customer("", "ok@example.com")))
@@ -237,9 +251,8 @@ async fn validation_errors_carry_field_violations() {
     server.shutdown().await.expect("clean shutdown");
 }
 
-#[tokio::test]
-async fn duplicate_email_is_already_exists_on_create_and_update() {
-    let (server, mut client) = start(false).await;
+async fn duplicate_email_is_already_exists_on_create_and_update(backend: Backend) {
+    let (server, mut client) = start(backend, false).await;
     let err = client
         .create_customer(create(customer("Ada Again", "ADA@example.com")))
         .await
@@ -273,9 +286,8 @@ async fn duplicate_email_is_already_exists_on_create_and_update() {
     server.shutdown().await.expect("clean shutdown");
 }
 
-#[tokio::test]
-async fn paging_visits_every_record_exactly_once() {
-    let (server, mut client) = start(true).await;
+async fn paging_visits_every_record_exactly_once(backend: Backend) {
+    let (server, mut client) = start(backend, true).await;
     for i in 0..23 {
         client
             .create_customer(create(customer(
@@ -325,9 +337,9 @@ async fn paging_visits_every_record_exactly_once() {
     server.shutdown().await.expect("clean shutdown");
 }
 
-#[tokio::test]
-async fn messages_over_max_message_bytes_are_rejected() {
+async fn messages_over_max_message_bytes_are_rejected(backend: Backend) {
     let (server, mut client) = start_with(
+        backend,
         |config| config.max_message_bytes = 1024,
         SeedArgs::default(),
     )
@@ -359,3 +371,86 @@ async fn messages_over_max_message_bytes_are_rejected() {
     assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
     server.shutdown().await.expect("clean shutdown");
 }
+
+async fn a_stale_etag_is_aborted_and_no_etag_overwrites(backend: Backend) {
+    let (server, mut client) = start(backend, true).await;
+    let created = client
+        .create_customer(CreateCustomerRequest {
+            customer: Some(Customer {
+                etag: "made up by the client".into(),
+                ..customer("Edsger Dijkstra", "edsger@example.com")
+            }),
+        })
+        .await
+        .expect("created")
+        .into_inner();
+    assert!(!created.etag.is_empty() && created.etag != "made up by the client");
+    let update = |etag: &str, name: &str| UpdateCustomerRequest {
+        customer: Some(Customer {
+            id: created.id.clone(),
+            name: name.into(),
+            etag: etag.into(),
+            ..Customer::default()
+        }),
+        update_mask: None,
+    };
+    let first = client
+        .update_customer(update(&created.etag, "First Writer"))
+        .await
+        .expect("current etag")
+        .into_inner();
+    assert_ne!(first.etag, created.etag);
+    let stale = client
+        .update_customer(update(&created.etag, "Second Writer"))
+        .await
+        .expect_err("stale etag");
+    assert_eq!(stale.code(), Code::Aborted, "{stale:?}");
+    let info = stale.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "ETAG_MISMATCH");
+    let blind = client
+        .update_customer(update("", "Blind Writer"))
+        .await
+        .expect("no etag: last writer wins")
+        .into_inner();
+    assert_eq!(blind.name, "Blind Writer");
+    let got = client
+        .get_customer(GetCustomerRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got, blind, "get returns the current etag");
+    server.shutdown().await.expect("shutdown");
+}
+
+/// Every test above, once per store backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Memory).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_stale_etag_is_aborted_and_no_etag_overwrites,
+    crud_round_trip,
+    validation_errors_carry_field_violations,
+    duplicate_email_is_already_exists_on_create_and_update,
+    paging_visits_every_record_exactly_once,
+    messages_over_max_message_bytes_are_rejected
+);

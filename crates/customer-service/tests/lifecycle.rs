@@ -1,6 +1,6 @@
 //! Health, reflection and graceful shutdown of the real server.
 
-use resource_store::SeedArgs;
+use postgres_store::StoreArgs;
 use service_runtime::{RunningServer, ServerConfig};
 use service_testing as testing;
 use tonic::transport::Channel;
@@ -13,8 +13,11 @@ const OTHER: &str = "product.v1.ProductService";
 const HEALTH: &str = "grpc.health.v1.Health";
 
 async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> (RunningServer, Channel) {
+    let store = customer_service::open_store(&StoreArgs::default())
+        .await
+        .expect("in-memory store");
     testing::start_connected(&customer_service::SPEC, configure, |config| {
-        customer_service::routes(config, &SeedArgs::default())
+        customer_service::api_routes(config, store)
     })
     .await
     .expect("server starts")

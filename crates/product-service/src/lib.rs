@@ -1,8 +1,9 @@
-//! `product.v1.ProductService` on the shared runtime: an in-memory catalogue
-//! seeded with sample products.
+//! `product.v1.ProductService` on the shared runtime: a catalogue in memory
+//! or in PostgreSQL (`--database-url`), seeded with sample products when
+//! the store is empty.
 //!
-//! In-process use (tests, benchmarks):
-//! `RunningServer::start(&SPEC, config, routes(&config, &SeedArgs::default()))`.
+//! In-process use (tests, benchmarks): open a store with [`open_store`],
+//! then `RunningServer::start(&SPEC, config, api_routes(&config, store))`.
 
 mod service;
 pub mod store;
@@ -10,17 +11,19 @@ pub mod store;
 use std::sync::Arc;
 
 use api::product::v1::product_service_server::ProductServiceServer;
-use resource_store::SeedArgs;
+use postgres_store::{OpenError, StoreArgs};
+use resource_store::Store;
 use service_runtime::{ServerConfig, ServiceSpec};
 use tonic::{server::NamedService, service::Routes};
 
 pub use service::ProductApi;
+pub use store::Products;
 
 /// The binary's identity for the shared runtime (flags, env prefix, port,
 /// the service name tonic generated).
 pub const SPEC: ServiceSpec = ServiceSpec {
     binary: "product-service",
-    about: "product.v1.ProductService gRPC server (in-memory)",
+    about: "product.v1.ProductService gRPC server (in memory, or PostgreSQL with --database-url)",
     env_prefix: "PRODUCT",
     default_port: 50052,
     service_name: <ProductServiceServer<ProductApi> as NamedService>::NAME,
@@ -28,16 +31,29 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     whole_api: api::SERVICES,
 };
 
-/// The API routes for `config`: a store seeded per `seed` (`--empty`,
-/// `--synthetic-records`, this service's own flags), with the configured
-/// message size limits.
-pub fn routes(config: &ServerConfig, seed: &SeedArgs) -> Routes {
-    let table = Arc::new(store::seeded(seed));
-    tracing::info!(records = table.len(), "product store ready");
-    let service = ProductServiceServer::new(ProductApi::new(table))
+/// The store `flags` select (`--database-url`, else memory), seeded per
+/// `--empty` and `--synthetic-records` if it is empty.
+pub async fn open_store(flags: &StoreArgs) -> Result<Arc<dyn Store<Products>>, OpenError> {
+    let seed = flags.seed;
+    postgres_store::open::<Products>(
+        &flags.database,
+        Box::new(move || seed.records(store::samples, store::synthetic).collect()),
+    )
+    .await
+}
+
+/// The API routes over `store`, with the configured message size limits.
+pub fn api_routes(config: &ServerConfig, store: Arc<dyn Store<Products>>) -> Routes {
+    let service = ProductServiceServer::new(ProductApi::new(store))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
     Routes::new(service_runtime::decode::DecodeErrorsAreInvalidArgument(
         service,
     ))
+}
+
+/// The binary's routes: [`open_store`], then [`api_routes`].
+pub async fn routes(config: ServerConfig, flags: StoreArgs) -> Result<Routes, OpenError> {
+    let store = open_store(&flags).await?;
+    Ok(api_routes(&config, store))
 }

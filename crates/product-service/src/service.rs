@@ -7,22 +7,24 @@ use api::product::v1::{
     CreateProductRequest, DeleteProductRequest, GetProductRequest, ListProductsRequest,
     ListProductsResponse, Product, UpdateProductRequest, product_service_server::ProductService,
 };
-use resource_store::{CrudError, paging::PageTokens};
+use resource_store::{Crud, Store, paging::PageTokens};
 use tonic::{Request, Response, Status};
 
-use crate::store::ProductTable;
+use crate::store::Products;
 
 const PAGE_TOKENS: PageTokens = PageTokens::new("product.v1.ListProducts");
 
-/// The service implementation over a shared [`ProductTable`].
+/// The service implementation over a shared product [`Store`].
 #[derive(Debug, Clone)]
 pub struct ProductApi {
-    table: Arc<ProductTable>,
+    products: Crud<Products>,
 }
 
 impl ProductApi {
-    pub fn new(table: Arc<ProductTable>) -> Self {
-        Self { table }
+    pub fn new(store: Arc<dyn Store<Products>>) -> Self {
+        Self {
+            products: Crud::new(store, PAGE_TOKENS),
+        }
     }
 }
 
@@ -32,7 +34,7 @@ impl ProductService for ProductApi {
         &self,
         request: Request<GetProductRequest>,
     ) -> Result<Response<Product>, Status> {
-        let product = self.table.get_checked(&request.into_inner().id)?;
+        let product = self.products.get(&request.into_inner().id).await?;
         Ok(Response::new(product))
     }
 
@@ -43,9 +45,9 @@ impl ProductService for ProductApi {
         let req = request.into_inner();
         let category = Some(req.category.as_str()).filter(|c| !c.is_empty());
         let (products, next_page_token) = self
-            .table
-            .list_page(&PAGE_TOKENS, req.page_size, &req.page_token, category)
-            .map_err(CrudError::from)?;
+            .products
+            .list(req.page_size, &req.page_token, category)
+            .await?;
         Ok(Response::new(ListProductsResponse {
             products,
             next_page_token,
@@ -56,7 +58,7 @@ impl ProductService for ProductApi {
         &self,
         request: Request<CreateProductRequest>,
     ) -> Result<Response<Product>, Status> {
-        let product = self.table.create_checked(request.into_inner().product)?;
+        let product = self.products.create(request.into_inner().product).await?;
         tracing::info!(id = %product.id, "product created");
         Ok(Response::new(product))
     }
@@ -67,8 +69,9 @@ impl ProductService for ProductApi {
     ) -> Result<Response<Product>, Status> {
         let req = request.into_inner();
         let product = self
-            .table
-            .update_checked(req.product, req.update_mask.as_ref())?;
+            .products
+            .update(req.product, req.update_mask.as_ref())
+            .await?;
         Ok(Response::new(product))
     }
 
@@ -76,7 +79,7 @@ impl ProductService for ProductApi {
         &self,
         request: Request<DeleteProductRequest>,
     ) -> Result<Response<()>, Status> {
-        self.table.delete_checked(&request.into_inner().id)?;
+        self.products.delete(&request.into_inner().id).await?;
         Ok(Response::new(()))
     }
 }

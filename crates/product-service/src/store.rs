@@ -1,12 +1,12 @@
-//! How products live in the shared in-memory table (SKU unique, indexed by
+//! How products live in a store, whichever backend (SKU unique, indexed by
 //! category), plus validation and sample data.
 
 use api::product::v1::Product;
 use prost_types::Timestamp;
 use resource_store::{
-    Resource, SeedArgs,
+    Resource,
     mask::UpdateMask,
-    store::{Schema, Table},
+    store::Schema,
     validate::{self, Violations},
 };
 
@@ -16,8 +16,6 @@ pub const RESOURCE_TYPE: &str = "product.v1.Product";
 /// secondary index by category so a filtered list is a range scan.
 #[derive(Debug)]
 pub struct Products;
-
-pub type ProductTable = Table<Products>;
 
 impl Schema for Products {
     type Record = Product;
@@ -35,6 +33,12 @@ impl Schema for Products {
     }
     fn set_update_time(record: &mut Product, time: Timestamp) {
         record.update_time = Some(time);
+    }
+    fn etag(record: &Product) -> &str {
+        &record.etag
+    }
+    fn set_etag(record: &mut Product, etag: String) {
+        record.etag = etag;
     }
     fn unique_keys(record: &Product) -> Vec<(&'static str, String)> {
         vec![("product.sku", record.sku.clone())]
@@ -234,19 +238,26 @@ pub fn synthetic(n: usize) -> impl Iterator<Item = Product> {
     })
 }
 
-/// A table seeded per `--empty` and `--synthetic-records`.
-pub fn seeded(seed: &SeedArgs) -> ProductTable {
-    let table = ProductTable::new();
-    table.seed(seed.records(samples, synthetic));
-    table
-}
-
 #[cfg(test)]
 mod tests {
+    use postgres_store::StoreArgs;
     use prost_types::FieldMask;
-    use resource_store::crud::{CrudError, OUTPUT_ONLY};
+    use resource_store::{
+        Crud, SeedArgs,
+        crud::{CrudError, OUTPUT_ONLY},
+        paging::PageTokens,
+    };
 
     use super::*;
+
+    async fn seeded(seed: SeedArgs) -> Crud<Products> {
+        let flags = StoreArgs {
+            seed,
+            ..StoreArgs::default()
+        };
+        let store = crate::open_store(&flags).await.expect("in-memory store");
+        Crud::new(store, PageTokens::new("test"))
+    }
 
     fn mask(paths: &[&str]) -> UpdateMask {
         let m = FieldMask {
@@ -255,13 +266,14 @@ mod tests {
         UpdateMask::parse(Some(&m), Products::UPDATABLE, OUTPUT_ONLY).expect("valid mask")
     }
 
-    #[test]
-    fn samples_and_synthetic_records_are_valid_and_unique() {
-        let table = seeded(&SeedArgs {
+    #[tokio::test]
+    async fn samples_and_synthetic_records_are_valid_and_unique() {
+        let crud = seeded(SeedArgs {
             empty: false,
             synthetic_records: 1000,
-        });
-        assert_eq!(table.len(), 1008);
+        })
+        .await;
+        assert_eq!(crud.store().len().await, Ok(1008));
         for p in samples()
             .iter()
             .chain(synthetic(1000).collect::<Vec<_>>().iter())
@@ -271,13 +283,12 @@ mod tests {
         let categories: std::collections::BTreeSet<_> =
             samples().into_iter().map(|p| p.category).collect();
         assert_eq!(categories.len(), 3);
-        assert!(
-            seeded(&SeedArgs {
-                empty: true,
-                synthetic_records: 0
-            })
-            .is_empty()
-        );
+        let empty = seeded(SeedArgs {
+            empty: true,
+            synthetic_records: 0,
+        })
+        .await;
+        assert_eq!(empty.store().len().await, Ok(0));
     }
 
     #[test]
@@ -321,16 +332,16 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sku_uniqueness_on_update_and_category_index_follows() {
-        let table = seeded(&SeedArgs::default());
-        let first = table.list(None, None, 1).items[0].clone();
+    #[tokio::test]
+    async fn sku_uniqueness_on_update_and_category_index_follows() {
+        let crud = seeded(SeedArgs::default()).await;
+        let first = crud.list(1, "", None).await.expect("list").0[0].clone();
         let patch = Product {
             id: first.id.clone(),
             sku: SAMPLES[1].1.into(),
             ..Product::default()
         };
-        let err = table.update_checked(Some(patch), None).expect_err("taken");
+        let err = crud.update(Some(patch), None).await.expect_err("taken");
         assert!(
             matches!(
                 err,
@@ -348,10 +359,17 @@ mod tests {
             category: "garden".into(),
             ..Product::default()
         };
-        table.update_checked(Some(patch), None).expect("moved");
-        assert_eq!(table.list(None, Some("garden"), 10).items.len(), 1);
-        assert_eq!(table.list(None, Some("electronics"), 10).items.len(), 2);
-        let err = table.delete_checked("").expect_err("empty id");
+        crud.update(Some(patch), None).await.expect("moved");
+        let count = async |category| {
+            crud.list(10, "", Some(category))
+                .await
+                .expect("list")
+                .0
+                .len()
+        };
+        assert_eq!(count("garden").await, 1);
+        assert_eq!(count("electronics").await, 2);
+        let err = crud.delete("").await.expect_err("empty id");
         assert!(matches!(err, CrudError::Invalid(_)));
     }
 }

@@ -5,27 +5,43 @@ use api::product::v1::{
     CreateProductRequest, DeleteProductRequest, GetProductRequest, ListProductsRequest, Product,
     UpdateProductRequest, product_service_client::ProductServiceClient,
 };
+use postgres_store::{DatabaseArgs, StoreArgs};
 use prost_types::FieldMask;
 use resource_store::SeedArgs;
 use service_runtime::{RunningServer, ServerConfig};
-use service_testing::{self as testing, assert_invalid};
+use service_testing::{self as testing, assert_invalid, postgres::Backend};
 use tonic::{Code, transport::Channel};
 use tonic_types::StatusExt;
 
 async fn start_with(
+    backend: Backend,
     configure: impl FnOnce(&mut ServerConfig),
     seed: SeedArgs,
 ) -> (RunningServer, ProductServiceClient<Channel>) {
+    let database_url = tokio::task::spawn_blocking(move || backend.database_url())
+        .await
+        .expect("task")
+        .expect("database");
+    let flags = StoreArgs {
+        seed,
+        database: DatabaseArgs {
+            database_url,
+            ..DatabaseArgs::default()
+        },
+    };
+    let store = product_service::open_store(&flags)
+        .await
+        .expect("store opens");
     let (server, channel) = testing::start_connected(&product_service::SPEC, configure, |config| {
-        product_service::routes(config, &seed)
+        product_service::api_routes(config, store)
     })
     .await
     .expect("server starts");
     (server, ProductServiceClient::new(channel))
 }
 
-async fn start() -> (RunningServer, ProductServiceClient<Channel>) {
-    start_with(|_| {}, SeedArgs::default()).await
+async fn start(backend: Backend) -> (RunningServer, ProductServiceClient<Channel>) {
+    start_with(backend, |_| {}, SeedArgs::default()).await
 }
 
 fn product(sku: &str, category: &str) -> Product {
@@ -52,9 +68,8 @@ fn list(page_size: i32, page_token: &str, category: &str) -> ListProductsRequest
     }
 }
 
-#[tokio::test]
-async fn crud_round_trip() {
-    let (server, mut client) = start().await;
+async fn crud_round_trip(backend: Backend) {
+    let (server, mut client) = start(backend).await;
     let created = client
         .create_product(create(product("TEST-1", "garden")))
         .await
@@ -118,9 +133,8 @@ async fn crud_round_trip() {
     server.shutdown().await.expect("clean shutdown");
 }
 
-#[tokio::test]
-async fn validation_and_conflicts() {
-    let (server, mut client) = start().await;
+async fn validation_and_conflicts(backend: Backend) {
+    let (server, mut client) = start(backend).await;
     let err = client
         .create_product(create(Product {
             price_minor_units: -1,
@@ -204,9 +218,11 @@ async fn validation_and_conflicts() {
     server.shutdown().await.expect("clean shutdown");
 }
 
-#[tokio::test]
-async fn category_paging_visits_each_product_once_and_tokens_are_bound_to_the_filter() {
+async fn category_paging_visits_each_product_once_and_tokens_are_bound_to_the_filter(
+    backend: Backend,
+) {
     let (server, mut client) = start_with(
+        backend,
         |_| {},
         SeedArgs {
             synthetic_records: 500,
@@ -277,9 +293,8 @@ async fn category_paging_visits_each_product_once_and_tokens_are_bound_to_the_fi
     server.shutdown().await.expect("clean shutdown");
 }
 
-#[tokio::test]
-async fn reflection_lists_only_the_product_service_by_default() {
-    let (server, _client) = start().await;
+async fn reflection_lists_only_the_product_service_by_default(backend: Backend) {
+    let (server, _client) = start(backend).await;
     let channel = testing::channel(&server.endpoint())
         .await
         .expect("connects");
@@ -303,3 +318,85 @@ async fn reflection_lists_only_the_product_service_by_default() {
     );
     server.shutdown().await.expect("clean shutdown");
 }
+
+async fn a_stale_etag_is_aborted_and_no_etag_overwrites(backend: Backend) {
+    let (server, mut client) = start(backend).await;
+    let created = client
+        .create_product(CreateProductRequest {
+            product: Some(Product {
+                etag: "made up by the client".into(),
+                ..product("ETAG-1", "books")
+            }),
+        })
+        .await
+        .expect("created")
+        .into_inner();
+    assert!(!created.etag.is_empty() && created.etag != "made up by the client");
+    let update = |etag: &str, name: &str| UpdateProductRequest {
+        product: Some(Product {
+            id: created.id.clone(),
+            name: name.into(),
+            etag: etag.into(),
+            ..Product::default()
+        }),
+        update_mask: None,
+    };
+    let first = client
+        .update_product(update(&created.etag, "First Writer"))
+        .await
+        .expect("current etag")
+        .into_inner();
+    assert_ne!(first.etag, created.etag);
+    let stale = client
+        .update_product(update(&created.etag, "Second Writer"))
+        .await
+        .expect_err("stale etag");
+    assert_eq!(stale.code(), Code::Aborted, "{stale:?}");
+    let info = stale.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "ETAG_MISMATCH");
+    let blind = client
+        .update_product(update("", "Blind Writer"))
+        .await
+        .expect("no etag: last writer wins")
+        .into_inner();
+    assert_eq!(blind.name, "Blind Writer");
+    let got = client
+        .get_product(GetProductRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(got, blind, "get returns the current etag");
+    server.shutdown().await.expect("shutdown");
+}
+
+/// Every test above, once per store backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Memory).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_stale_etag_is_aborted_and_no_etag_overwrites,
+    crud_round_trip,
+    validation_and_conflicts,
+    category_paging_visits_each_product_once_and_tokens_are_bound_to_the_filter,
+    reflection_lists_only_the_product_service_by_default
+);

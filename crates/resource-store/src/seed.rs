@@ -1,7 +1,7 @@
 //! The flags that decide what a service's table starts with.
 //!
 //! They belong to the services, not to the server runtime: a service adds
-//! them to its command line (`service_runtime::run_main::<SeedArgs>`), and
+//! them to its command line (inside `postgres_store::StoreArgs`), and
 //! the runtime gives them the same `PREFIX_*` environment fallbacks as its
 //! own flags (`CUSTOMER_EMPTY`, `PRODUCT_SYNTHETIC_RECORDS`, ...).
 

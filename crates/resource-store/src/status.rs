@@ -22,6 +22,21 @@ impl From<CrudError> for Status {
                 value,
                 existing_id,
             } => already_exists(resource_type, field, &value, &existing_id),
+            CrudError::Aborted {
+                resource_type,
+                id,
+                etag,
+            } => aborted(resource_type, &id, &etag),
+            CrudError::Unavailable(message) => {
+                // The message names the cause (database down, pool exhausted);
+                // the client only learns to retry.
+                tracing::warn!(%message, "store unavailable");
+                Status::unavailable(format!("storage temporarily unavailable: {message}"))
+            }
+            CrudError::Internal(message) => {
+                tracing::error!(%message, "store failure");
+                Status::internal("internal storage error")
+            }
         }
     }
 }
@@ -41,6 +56,24 @@ fn not_found(resource_type: &str, id: &str) -> Status {
         Code::NotFound,
         format!("{resource_type} {id:?} not found"),
         ErrorDetails::with_resource_info(resource_type, id, "", "no such resource"),
+    )
+}
+
+/// ABORTED (AIP-154: a stale etag) with an `ErrorInfo` (`ETAG_MISMATCH`)
+/// and the `ResourceInfo` of the record: read it again and retry.
+fn aborted(resource_type: &str, id: &str, etag: &str) -> Status {
+    let mut details = ErrorDetails::with_resource_info(
+        resource_type,
+        id,
+        "",
+        "changed since it was read; get it again and retry with its new etag",
+    );
+    let metadata = HashMap::from([("etag".to_owned(), etag.to_owned())]);
+    details.set_error_info("ETAG_MISMATCH", ERROR_DOMAIN, metadata);
+    Status::with_error_details(
+        Code::Aborted,
+        format!("{resource_type} {id:?} has changed since it was read (etag {etag:?} is stale)"),
+        details,
     )
 }
 
@@ -130,5 +163,22 @@ mod tests {
         let info = status.get_details_resource_info().expect("ResourceInfo");
         assert_eq!(info.resource_name, "thg_000001");
         assert_eq!(info.description, r#"thing.code "A1" is already used"#);
+
+        let status = Status::from(CrudError::Aborted {
+            resource_type: "thing.v1.Thing",
+            id: "thg_000001".into(),
+            etag: "v1".into(),
+        });
+        assert_eq!(status.code(), Code::Aborted);
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "ETAG_MISMATCH");
+        assert_eq!(info.metadata["etag"], "v1");
+
+        let status = Status::from(CrudError::Unavailable("database down".into()));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.message().contains("database down"), "{status:?}");
+        let status = Status::from(CrudError::Internal("bad SQL".into()));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("SQL"), "no internals leak");
     }
 }

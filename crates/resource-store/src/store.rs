@@ -1,10 +1,13 @@
-//! A thread-safe in-memory table: records ordered by server-assigned id,
-//! unique indexes and an optional secondary (group) index, all behind one lock
-//! so they never drift apart.
+//! The store interface every backend implements ([`Store`]), what a backend
+//! needs to know about a resource ([`Schema`]), and the in-memory backend
+//! ([`Table`]): records ordered by server-assigned id, unique indexes and an
+//! optional secondary (group) index, all behind one lock so they never drift
+//! apart.
 //!
 //! Ids are `<prefix>_<counter>` (e.g. `cus_000042`): the counter only grows, so
 //! ids sort in creation order and listing is a range scan that costs
-//! O(page + log n), also when filtered by group.
+//! O(page + log n), also when filtered by group. Every backend orders by that
+//! counter, so keyset paging (`after` an id) means the same everywhere.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -15,12 +18,13 @@ use std::{
 
 use prost_types::Timestamp;
 
-use crate::{paging::PageTokens, validate::Violations};
+use crate::validate::Violations;
 
-/// How a [`Table`] sees its records.
+/// How a store sees its records.
 pub trait Schema: Send + Sync + 'static {
-    type Record: Clone + Send + Sync + 'static;
-    /// Id prefix, e.g. `cus`.
+    type Record: Clone + Send + Sync + std::fmt::Debug + 'static;
+    /// Id prefix, e.g. `cus`: lower-case ASCII letters and digits (backends
+    /// use it to name their storage).
     const ID_PREFIX: &'static str;
     /// Resource type for error details, e.g. `customer.v1.Customer`.
     const RESOURCE_TYPE: &'static str;
@@ -35,6 +39,34 @@ pub trait Schema: Send + Sync + 'static {
     fn group(_record: &Self::Record) -> Option<&str> {
         None
     }
+    /// The record's AIP-154 etag (empty when the resource has none).
+    fn etag(_record: &Self::Record) -> &str {
+        ""
+    }
+    /// Sets the etag a store computed from the record's version.
+    fn set_etag(_record: &mut Self::Record, _etag: String) {}
+}
+
+/// Renders a sequence number as an id of `S`.
+pub fn format_id<S: Schema>(seq: u64) -> String {
+    format!("{}_{seq:06}", S::ID_PREFIX)
+}
+
+/// Parses an id of `S` back into its sequence number; only canonical
+/// renderings are accepted, so every record has exactly one id.
+pub fn parse_id<S: Schema>(id: &str) -> Option<u64> {
+    let digits = id.strip_prefix(S::ID_PREFIX)?.strip_prefix('_')?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let seq = digits.parse().ok()?;
+    (format_id::<S>(seq) == id).then_some(seq)
+}
+
+/// The etag of a record version: opaque to clients, it only has to change
+/// whenever the record does.
+pub fn format_etag(version: u64) -> String {
+    format!("v{version}")
 }
 
 /// Store-level failures; the standard methods turn them into
@@ -49,6 +81,19 @@ pub enum StoreError {
         value: String,
         existing_id: String,
     },
+    /// An update's change refused the new record (it would be invalid).
+    #[error("invalid change: {0}")]
+    Invalid(Violations),
+    /// An update named an etag that is not the record's current one.
+    #[error("record {id:?} has changed: etag {etag:?} is not the current one")]
+    EtagMismatch { id: String, etag: String },
+    /// The backend cannot be reached now (e.g. the database is down or no
+    /// connection became free in time); retrying later may succeed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend failed in a way retrying will not fix (a bug).
+    #[error("store failure: {0}")]
+    Internal(String),
 }
 
 /// One page of a listing.
@@ -59,18 +104,80 @@ pub struct Page<R> {
     pub has_more: bool,
 }
 
+/// What an update does to a copy of the current record (which carries its
+/// current etag); an error leaves the record unchanged.
+pub type Change<'a, R> = &'a mut (dyn FnMut(&mut R) -> Result<(), StoreError> + Send);
+
+/// The one store interface: the standard methods ([`crate::Crud`]) and the
+/// services only see this, whichever backend is behind it (the in-memory
+/// [`Table`], PostgreSQL in the `postgres-store` crate).
+///
+/// Every backend behaves the same: ids from [`format_id`] in creation
+/// order, timestamps and etags set by the store, unique keys enforced
+/// atomically with the write, listing in id order after an id that need not
+/// exist any more.
+#[async_trait::async_trait]
+pub trait Store<S: Schema>: Send + Sync + std::fmt::Debug {
+    /// Inserts `record` with a new id, both timestamps set to now and a fresh etag.
+    async fn create(&self, record: S::Record) -> Result<S::Record, StoreError>;
+    async fn get(&self, id: &str) -> Result<S::Record, StoreError>;
+    /// Applies `change` to a copy of the record and stores it if `change`
+    /// succeeds and the unique keys stay unique, all atomically; update_time
+    /// becomes now and the etag changes. The id and create_time are kept
+    /// whatever `change` does to them.
+    async fn update(
+        &self,
+        id: &str,
+        change: Change<'_, S::Record>,
+    ) -> Result<S::Record, StoreError>;
+    /// Removes the record and returns it.
+    async fn delete(&self, id: &str) -> Result<S::Record, StoreError>;
+    /// Up to `limit` records after id `after` (exclusive), in id order; with
+    /// `group`, only records in that group. `after` need not exist any more;
+    /// an id that does not parse means "from the start".
+    async fn list(
+        &self,
+        after: Option<&str>,
+        group: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<S::Record>, StoreError>;
+    /// How many records there are.
+    async fn len(&self) -> Result<usize, StoreError>;
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len().await? == 0)
+    }
+    /// Inserts `records` (made only when needed) if and only if the store is
+    /// empty, once even when several replicas start at the same time; a
+    /// record that conflicts is logged and skipped. Returns how many were
+    /// inserted.
+    async fn seed_if_empty(
+        &self,
+        records: Box<dyn FnOnce() -> Vec<S::Record> + Send>,
+    ) -> Result<usize, StoreError>;
+}
+
 #[derive(Debug)]
 struct Inner<R> {
     last_seq: u64,
+    /// Versions count over the whole table, so an etag is never reused.
+    last_version: u64,
     rows: BTreeMap<u64, R>,
     unique: HashMap<(&'static str, String), u64>,
     groups: BTreeSet<(String, u64)>,
 }
 
 /// See the module docs.
-#[derive(Debug)]
 pub struct Table<S: Schema> {
     inner: RwLock<Inner<S::Record>>,
+}
+
+impl<S: Schema> std::fmt::Debug for Table<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("resource", &S::RESOURCE_TYPE)
+            .field("records", &self.len())
+            .finish()
+    }
 }
 
 impl<S: Schema> Default for Table<S> {
@@ -88,6 +195,7 @@ impl<S: Schema> Table<S> {
         Self {
             inner: RwLock::new(Inner {
                 last_seq: 0,
+                last_version: 0,
                 rows: BTreeMap::new(),
                 unique: HashMap::new(),
                 groups: BTreeSet::new(),
@@ -97,18 +205,11 @@ impl<S: Schema> Table<S> {
 
     /// Renders a sequence number as an id.
     pub fn format_id(seq: u64) -> String {
-        format!("{}_{seq:06}", S::ID_PREFIX)
+        format_id::<S>(seq)
     }
 
-    /// Parses an id back into its sequence number; only canonical renderings
-    /// are accepted, so every record has exactly one id.
     fn parse_id(id: &str) -> Option<u64> {
-        let digits = id.strip_prefix(S::ID_PREFIX)?.strip_prefix('_')?;
-        if !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let seq = digits.parse().ok()?;
-        (Self::format_id(seq) == id).then_some(seq)
+        parse_id::<S>(id)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner<S::Record>> {
@@ -149,6 +250,8 @@ impl<S: Schema> Table<S> {
         S::set_id(&mut record, Self::format_id(seq));
         S::set_create_time(&mut record, time);
         S::set_update_time(&mut record, time);
+        inner.last_version += 1;
+        S::set_etag(&mut record, format_etag(inner.last_version));
         for key in keys {
             inner.unique.insert(key, seq);
         }
@@ -183,6 +286,8 @@ impl<S: Schema> Table<S> {
         let keys = S::unique_keys(&new);
         check_unique::<S>(&inner, &keys, Some(seq))?;
         S::set_update_time(&mut new, now());
+        inner.last_version += 1;
+        S::set_etag(&mut new, format_etag(inner.last_version));
         // From here on nothing fails: swap the index entries and the row.
         for key in S::unique_keys(&old) {
             inner.unique.remove(&key);
@@ -212,24 +317,6 @@ impl<S: Schema> Table<S> {
             inner.groups.remove(&(group.to_owned(), seq));
         }
         Ok(old)
-    }
-
-    /// One page of a list request (AIP-158): validates `page_size` and
-    /// `page_token` (a token is only valid with the `group` filter it was
-    /// issued for) and returns the records plus the next page token, empty on
-    /// the last page.
-    pub fn list_page(
-        &self,
-        tokens: &PageTokens,
-        page_size: i32,
-        page_token: &str,
-        group: Option<&str>,
-    ) -> Result<(Vec<S::Record>, String), Violations> {
-        let filter = group.unwrap_or_default();
-        let request = tokens.request(page_size, page_token, filter)?;
-        let page = self.list(request.after.as_deref(), group, request.size);
-        let next = tokens.next(page.has_more, page.items.last().map(S::id), filter);
-        Ok((page.items, next))
     }
 
     /// Up to `limit` records after id `after` (exclusive), in id order; with
@@ -269,6 +356,54 @@ impl<S: Schema> Table<S> {
     }
 }
 
+#[async_trait::async_trait]
+impl<S: Schema> Store<S> for Table<S> {
+    async fn create(&self, record: S::Record) -> Result<S::Record, StoreError> {
+        Table::create(self, record)
+    }
+
+    async fn get(&self, id: &str) -> Result<S::Record, StoreError> {
+        Table::get(self, id)
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        change: Change<'_, S::Record>,
+    ) -> Result<S::Record, StoreError> {
+        Table::update(self, id, change)
+    }
+
+    async fn delete(&self, id: &str) -> Result<S::Record, StoreError> {
+        Table::delete(self, id)
+    }
+
+    async fn list(
+        &self,
+        after: Option<&str>,
+        group: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<S::Record>, StoreError> {
+        Ok(Table::list(self, after, group, limit))
+    }
+
+    async fn len(&self) -> Result<usize, StoreError> {
+        Ok(Table::len(self))
+    }
+
+    async fn seed_if_empty(
+        &self,
+        records: Box<dyn FnOnce() -> Vec<S::Record> + Send>,
+    ) -> Result<usize, StoreError> {
+        if !self.is_empty() {
+            return Ok(0);
+        }
+        let before = self.len();
+        self.seed(records());
+        Ok(self.len() - before)
+    }
+}
+
 fn check_unique<S: Schema>(
     inner: &Inner<S::Record>,
     keys: &[(&'static str, String)],
@@ -293,241 +428,15 @@ mod model_tests;
 
 #[cfg(test)]
 mod tests {
+    //! The in-memory backend against the behaviour every backend shares.
     use std::sync::Arc;
 
     use super::*;
+    use crate::conformance::Things;
 
-    #[derive(Debug, Clone, Default, PartialEq)]
-    struct Thing {
-        id: String,
-        code: String,
-        kind: String,
-        created: Option<Timestamp>,
-        updated: Option<Timestamp>,
+    async fn fresh() -> Arc<dyn Store<Things>> {
+        Arc::new(Table::<Things>::new())
     }
 
-    struct Things;
-
-    impl Schema for Things {
-        type Record = Thing;
-        const ID_PREFIX: &'static str = "thg";
-        const RESOURCE_TYPE: &'static str = "demo.v1.Thing";
-        fn id(r: &Thing) -> &str {
-            &r.id
-        }
-        fn set_id(r: &mut Thing, id: String) {
-            r.id = id;
-        }
-        fn set_create_time(r: &mut Thing, t: Timestamp) {
-            r.created = Some(t);
-        }
-        fn set_update_time(r: &mut Thing, t: Timestamp) {
-            r.updated = Some(t);
-        }
-        fn unique_keys(r: &Thing) -> Vec<(&'static str, String)> {
-            vec![("thing.code", r.code.to_lowercase())]
-        }
-        fn group(r: &Thing) -> Option<&str> {
-            Some(&r.kind)
-        }
-    }
-
-    fn thing(code: &str, kind: &str) -> Thing {
-        Thing {
-            code: code.into(),
-            kind: kind.into(),
-            ..Thing::default()
-        }
-    }
-
-    fn ids(page: &Page<Thing>) -> Vec<&str> {
-        page.items.iter().map(|t| t.id.as_str()).collect()
-    }
-
-    #[test]
-    fn ids_sort_in_creation_order_and_parse_strictly() {
-        let table = Table::<Things>::new();
-        let a = table.create(thing("a", "x")).expect("created");
-        assert_eq!(a.id, "thg_000001");
-        assert!(a.created.is_some() && a.created == a.updated);
-        assert_eq!(Table::<Things>::parse_id("thg_1234567"), Some(1_234_567));
-        for bad in ["thg_1", "thg_00000x", "prd_000001", "", "thg_+00001"] {
-            assert_eq!(Table::<Things>::parse_id(bad), None, "{bad}");
-        }
-        assert_eq!(
-            table.get("thg_1"),
-            Err(StoreError::NotFound { id: "thg_1".into() })
-        );
-    }
-
-    #[test]
-    fn unique_keys_on_create_update_delete() {
-        let table = Table::<Things>::new();
-        let a = table.create(thing("ABC", "x")).expect("created");
-        let b = table.create(thing("def", "x")).expect("created");
-        let dup = table.create(thing("abc", "y")).expect_err("duplicate");
-        assert!(
-            matches!(dup, StoreError::AlreadyExists { field: "thing.code", ref existing_id, .. } if *existing_id == a.id)
-        );
-
-        // Updating b to a's code conflicts and leaves b untouched.
-        let err = table
-            .update(&b.id, |t| {
-                t.code = "Abc".into();
-                Ok::<_, StoreError>(())
-            })
-            .expect_err("conflict");
-        assert!(matches!(err, StoreError::AlreadyExists { .. }));
-        assert_eq!(table.get(&b.id).expect("exists").code, "def");
-
-        // Keeping its own code is fine; freeing a code makes it reusable.
-        table
-            .update(&a.id, |t| {
-                t.code = "abc".into();
-                Ok::<_, StoreError>(())
-            })
-            .expect("own key");
-        table
-            .update(&a.id, |t| {
-                t.code = "xyz".into();
-                Ok::<_, StoreError>(())
-            })
-            .expect("new key");
-        table
-            .create(thing("ABC", "z"))
-            .expect("old code free again");
-        table.delete(&b.id).expect("deleted");
-        table
-            .create(thing("DEF", "z"))
-            .expect("deleted code free again");
-        assert_eq!(
-            table.delete(&b.id),
-            Err(StoreError::NotFound { id: b.id.clone() })
-        );
-    }
-
-    #[test]
-    fn update_keeps_id_and_create_time() {
-        let table = Table::<Things>::new();
-        let a = table.create(thing("a", "x")).expect("created");
-        let updated = table
-            .update(&a.id, |t| {
-                t.id = "thg_999999".into();
-                t.kind = "y".into();
-                Ok::<_, StoreError>(())
-            })
-            .expect("updated");
-        assert_eq!(updated.id, a.id);
-        assert_eq!(updated.created, a.created);
-        assert_eq!(table.list(None, Some("y"), 10).items, vec![updated.clone()]);
-        assert!(table.list(None, Some("x"), 10).items.is_empty());
-        let failed: Result<Thing, StoreError> = table.update(&a.id, |_| {
-            Err(StoreError::NotFound {
-                id: "sentinel".into(),
-            })
-        });
-        assert!(failed.is_err());
-        assert_eq!(
-            table.get(&a.id).expect("exists"),
-            updated,
-            "failed change is not stored"
-        );
-    }
-
-    #[test]
-    fn list_pages_and_groups() {
-        let table = Table::<Things>::new();
-        for i in 0..10 {
-            table
-                .create(thing(
-                    &format!("c{i}"),
-                    if i % 2 == 0 { "even" } else { "odd" },
-                ))
-                .expect("created");
-        }
-        let first = table.list(None, None, 4);
-        assert_eq!(
-            ids(&first),
-            ["thg_000001", "thg_000002", "thg_000003", "thg_000004"]
-        );
-        assert!(first.has_more);
-        let last = table.list(Some("thg_000008"), None, 4);
-        assert_eq!(ids(&last), ["thg_000009", "thg_000010"]);
-        assert!(!last.has_more);
-        let exact = table.list(Some("thg_000006"), None, 4);
-        assert!(!exact.has_more, "no empty trailing page");
-
-        let odd = table.list(None, Some("odd"), 3);
-        assert_eq!(ids(&odd), ["thg_000002", "thg_000004", "thg_000006"]);
-        assert!(odd.has_more);
-        let odd2 = table.list(Some("thg_000006"), Some("odd"), 3);
-        assert_eq!(ids(&odd2), ["thg_000008", "thg_000010"]);
-        assert!(!odd2.has_more);
-        // Resuming after a deleted id still works.
-        table.delete("thg_000008").expect("deleted");
-        assert_eq!(
-            ids(&table.list(Some("thg_000008"), Some("odd"), 3)),
-            ["thg_000010"]
-        );
-        assert!(table.list(None, Some("none"), 3).items.is_empty());
-    }
-
-    #[test]
-    fn list_page_walks_everything_once_with_tokens() {
-        let table = Table::<Things>::new();
-        for i in 0..25 {
-            table
-                .create(thing(&format!("c{i}"), if i % 3 == 0 { "a" } else { "b" }))
-                .expect("created");
-        }
-        let tokens = PageTokens::new("demo.v1.ListThings");
-        for (group, expected) in [(None, 25), (Some("a"), 9), (Some("b"), 16)] {
-            let mut seen = Vec::new();
-            let mut token = String::new();
-            loop {
-                let (items, next) = table.list_page(&tokens, 4, &token, group).expect("page");
-                seen.extend(items.into_iter().map(|t| t.id));
-                if next.is_empty() {
-                    break;
-                }
-                token = next;
-            }
-            let mut dedup = seen.clone();
-            dedup.dedup();
-            assert_eq!((seen.len(), dedup.len()), (expected, expected), "{group:?}");
-        }
-        let (_, token) = table.list_page(&tokens, 2, "", Some("a")).expect("page");
-        let err = table
-            .list_page(&tokens, 2, &token, Some("b"))
-            .expect_err("other filter");
-        assert_eq!(err.fields(), ["page_token"]);
-        let err = table
-            .list_page(&tokens, -1, "", None)
-            .expect_err("negative");
-        assert_eq!(err.fields(), ["page_size"]);
-    }
-
-    #[test]
-    fn concurrent_creates_keep_unique_index_consistent() {
-        let table = Arc::new(Table::<Things>::new());
-        let handles: Vec<_> = (0..8)
-            .map(|t| {
-                let table = Arc::clone(&table);
-                std::thread::spawn(move || {
-                    (0..200)
-                        .filter(|i| {
-                            table
-                                .create(thing(&format!("code{}", (i + t) % 100), "k"))
-                                .is_ok()
-                        })
-                        .count()
-                })
-            })
-            .collect();
-        let created: usize = handles.into_iter().map(|h| h.join().expect("thread")).sum();
-        assert_eq!(created, 100, "each code exactly once");
-        assert_eq!(table.len(), 100);
-        assert_eq!(table.read().unique.len(), 100);
-        assert_eq!(table.read().groups.len(), 100);
-    }
+    crate::conformance_tests!(fresh);
 }

@@ -39,6 +39,9 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The service could not build its routes (e.g. its database is unreachable).
+    #[error("cannot start the service: {0}")]
+    Startup(String),
 }
 
 /// The services this binary reflects: its own API service (or the whole API
@@ -353,12 +356,18 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 }
 
 /// The whole `main` of a service binary: parse the server's flags and the
-/// service's own (`F`), set up logging, build the API routes with `build`,
-/// serve until SIGTERM/SIGINT, drain, exit.
-pub fn run_main<F: Args + FromArgMatches>(
+/// service's own (`F`), set up logging, build the API routes with `build`
+/// (async, so a service can connect to its database first; an error ends
+/// the process non-zero), serve until SIGTERM/SIGINT, drain, exit.
+pub fn run_main<F, Fut, E>(
     spec: &ServiceSpec,
-    build: impl FnOnce(&ServerConfig, &F) -> Routes,
-) -> ExitCode {
+    build: impl FnOnce(ServerConfig, F) -> Fut,
+) -> ExitCode
+where
+    F: Args + FromArgMatches,
+    Fut: Future<Output = Result<Routes, E>>,
+    E: std::fmt::Display,
+{
     let (config, flags) = ServerConfig::parse::<F>(spec);
     telemetry::init(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -373,7 +382,9 @@ pub fn run_main<F: Args + FromArgMatches>(
     };
     let result = runtime.block_on(async {
         let shutdown = shutdown_signal();
-        let routes = build(&config, &flags);
+        let routes = build(config.clone(), flags)
+            .await
+            .map_err(|err| ServeError::Startup(err.to_string()))?;
         let listener = bind(&config).await?;
         serve_with_listener(spec, &config, routes, listener, shutdown).await
     });

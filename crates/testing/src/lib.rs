@@ -3,6 +3,8 @@
 //! reflection over both protocols), servers started in-process or as child
 //! processes, and the checks every service binary passes.
 
+pub mod postgres;
+
 use clap::Args;
 use service_runtime::{RunningServer, ServerConfig, ServiceSpec};
 use tonic::{Status, service::Routes, transport::Channel};

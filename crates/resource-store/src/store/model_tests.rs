@@ -155,6 +155,7 @@ fn outcome(result: Result<Rec, StoreError>) -> Outcome {
         Err(StoreError::AlreadyExists {
             field, existing_id, ..
         }) => Outcome::Exists { field, existing_id },
+        Err(other) => panic!("the in-memory table cannot fail with {other:?}"),
     }
 }
 
