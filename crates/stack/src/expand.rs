@@ -109,7 +109,10 @@ mod tests {
             vars.expand("${env:STACK_TEST_SURELY_UNSET:-10}").unwrap(),
             "10"
         );
-        assert_eq!(vars.expand("${which:sh}").unwrap(), which("sh").unwrap().display().to_string());
+        assert_eq!(
+            vars.expand("${which:sh}").unwrap(),
+            which("sh").unwrap().display().to_string()
+        );
     }
 
     #[test]
@@ -118,7 +121,10 @@ mod tests {
         let err = vars.expand("${env:STACK_TEST_SURELY_UNSET}").unwrap_err();
         assert!(err.contains("STACK_TEST_SURELY_UNSET is not set"), "{err}");
         let err = vars.expand("${nope}").unwrap_err();
-        assert!(err.contains("unknown variable ${nope}") && err.contains("state"), "{err}");
+        assert!(
+            err.contains("unknown variable ${nope}") && err.contains("state"),
+            "{err}"
+        );
         assert!(vars.expand("${state").is_err());
         assert!(vars.expand("cost $5").is_err());
         assert!(vars.expand("${which:surely-no-such-tool}").is_err());

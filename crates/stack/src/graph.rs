@@ -91,7 +91,10 @@ mod tests {
             process("db", &[]),
         ])
         .unwrap();
-        assert_eq!(names(&order), ["svc-a", "db", "migrate", "svc-b", "gateway"]);
+        assert_eq!(
+            names(&order),
+            ["svc-a", "db", "migrate", "svc-b", "gateway"]
+        );
     }
 
     #[test]

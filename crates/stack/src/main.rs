@@ -98,21 +98,27 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         sets.insert(name.to_owned(), value.to_owned());
     }
     let mut runner = Runner::new(root, profiles, profiles_file, sets, interrupted);
-    let ok = |yes: bool| if yes { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    let ok = |yes: bool| {
+        if yes {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    };
     match cli.command {
         Cmd::Up { profile } => runner.up(&profile).map(|()| ExitCode::SUCCESS),
         Cmd::Down { profile } => runner.down(profile.as_deref()).map(|()| ExitCode::SUCCESS),
         Cmd::Status => runner.status().map(|()| ExitCode::SUCCESS),
         Cmd::Running { profile } => runner.running(&profile).map(ok),
-        Cmd::Restart { profile, instance } => {
-            runner.restart(&profile, &instance).map(|()| ExitCode::SUCCESS)
-        }
+        Cmd::Restart { profile, instance } => runner
+            .restart(&profile, &instance)
+            .map(|()| ExitCode::SUCCESS),
         Cmd::Run {
             stop_others,
             profile,
             command,
-        } => runner.run(&profile, stop_others, &command).map(|code| {
-            ExitCode::from(u8::try_from(code).unwrap_or(1))
-        }),
+        } => runner
+            .run(&profile, stop_others, &command)
+            .map(|code| ExitCode::from(u8::try_from(code).unwrap_or(1))),
     }
 }

@@ -64,7 +64,10 @@ impl PidFile {
     }
 
     pub fn write(&self, path: &Path) -> io::Result<()> {
-        crate::steps::write_atomically(path, format!("{} {}\n", self.pid, self.start_time).as_bytes())
+        crate::steps::write_atomically(
+            path,
+            format!("{} {}\n", self.pid, self.start_time).as_bytes(),
+        )
     }
 
     /// The recorded process itself still runs (not a zombie, not a newer
@@ -134,7 +137,10 @@ mod tests {
             start_time: me.start_time + 1,
             ..me
         };
-        assert!(!recycled.alive(), "same pid, another start time: another process");
+        assert!(
+            !recycled.alive(),
+            "same pid, another start time: another process"
+        );
         assert!(recycled.group().is_empty());
     }
 
@@ -146,7 +152,12 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let out = dir.join("sleep.pid");
         let mut leader = std::process::Command::new("setsid")
-            .args(["sh", "-c", "sleep 30 & echo $! > \"$0\"; sleep 1", out.to_str().unwrap()])
+            .args([
+                "sh",
+                "-c",
+                "sleep 30 & echo $! > \"$0\"; sleep 1",
+                out.to_str().unwrap(),
+            ])
             .spawn()
             .unwrap();
         let record = PidFile::of(leader.id()).unwrap();
@@ -159,7 +170,10 @@ mod tests {
         leader.wait().unwrap();
         assert!(!record.alive());
         assert_eq!(record.group(), vec![sleeper]);
-        assert!(crate::procs::stop(&record, std::time::Duration::from_secs(5)));
+        assert!(crate::procs::stop(
+            &record,
+            std::time::Duration::from_secs(5)
+        ));
         assert!(record.group().is_empty());
         assert!(stat(sleeper).is_none_or(|s| s.exited()));
         fs::remove_dir_all(dir).unwrap();

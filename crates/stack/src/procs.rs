@@ -49,7 +49,9 @@ pub fn spawn(process: &Process, root: &Path, log: &Path) -> Result<(Child, PidFi
     match PidFile::of(child.id()) {
         Some(record) => Ok((child, record)),
         None => {
-            let status = child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
+            let status = child
+                .wait()
+                .map_or_else(|e| e.to_string(), |s| s.to_string());
             Err(fail(format!("exited at once ({status})")))
         }
     }

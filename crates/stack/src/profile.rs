@@ -32,7 +32,16 @@ pub struct Process {
     pub ready: Ready,
     pub timeout_ms: u64,
     pub ports: Vec<u16>,
-    pub prepare: Vec<Step>,
+    pub prepare: Vec<Prepare>,
+}
+
+/// A step run before the process starts; with `always`, also on an `up`
+/// that finds it running (the gateway's resources: the File provider
+/// applies a changed overlay live).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepare {
+    pub step: Step,
+    pub always: bool,
 }
 
 impl Process {
@@ -53,8 +62,7 @@ pub enum Ready {
     Command { argv: Vec<String> },
 }
 
-/// Work done before a process starts (on every `up`, also for a process that
-/// already runs: a changed overlay is rendered again).
+/// Work done before a process starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
@@ -155,6 +163,8 @@ struct RawStep {
     copy: Option<Vec<String>>,
     into: Option<String>,
     clean: Option<String>,
+    #[serde(default)]
+    always: bool,
 }
 
 /// A profiles file: every profile checked when it is read.
@@ -432,19 +442,23 @@ impl Profile {
             .map(|port| port_number(port, vars))
             .collect::<Result<Vec<_>, _>>()
             .map_err(err("ports"))?;
-        if let Ready::Tcp { port } = ready {
-            if !ports.contains(&port) {
-                ports.push(port);
-            }
+        if let Ready::Tcp { port } = ready
+            && !ports.contains(&port)
+        {
+            ports.push(port);
         }
         let prepare = raw
             .prepare
             .iter()
             .enumerate()
             .map(|(index, step)| {
-                resolve_step(step, vars, root).map_err(err(&format!("prepare[{index}]")))
+                Ok(Prepare {
+                    step: resolve_step(step, vars, root)
+                        .map_err(err(&format!("prepare[{index}]")))?,
+                    always: step.always,
+                })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, Error>>()?;
         Ok(Process {
             name: name.to_owned(),
             program,
@@ -650,7 +664,8 @@ mod tests {
 
     impl Fixture {
         fn new(tag: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("stack-profile-{tag}-{}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("stack-profile-{tag}-{}", std::process::id()));
             let bin = dir.join("bin");
             std::fs::create_dir_all(&bin).unwrap();
             for tool in ["envoy", "envoy-gateway", "kubectl"] {
@@ -673,7 +688,10 @@ mod tests {
         fn resolve(&self, name: &str, sets: &[(&str, &str)]) -> Result<Vec<Process>, Error> {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
             let state = self.dir.join("state").join(name);
-            let sets = sets.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            let sets = sets
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
             let processes = Profiles::committed()?.profile(name)?.resolve(&Context {
                 root: &root,
                 state: &state,
@@ -703,8 +721,10 @@ mod tests {
         gateway
             .prepare
             .iter()
-            .find_map(|step| match step {
-                Step::Run { argv, .. } if argv[0] == "kubectl" => Some(argv[2].as_str()),
+            .find_map(|prepare| match &prepare.step {
+                Step::Run { argv, .. } if argv[0] == "kubectl" && prepare.always => {
+                    Some(argv[2].as_str())
+                }
                 _ => None,
             })
             .unwrap()
@@ -720,9 +740,15 @@ mod tests {
     fn dev_one_instance_each_then_the_gateway() {
         let fixture = Fixture::new("dev");
         let dev = fixture.resolve("dev", &[]).unwrap();
-        assert_eq!(names(&dev), ["customer-service", "product-service", "envoy-gateway"]);
+        assert_eq!(
+            names(&dev),
+            ["customer-service", "product-service", "envoy-gateway"]
+        );
         let customer = find(&dev, "customer-service");
-        assert!(customer.program.ends_with("target/debug/customer-service"), "{customer:?}");
+        assert!(
+            customer.program.ends_with("target/debug/customer-service"),
+            "{customer:?}"
+        );
         assert_eq!(customer.args, ["--reflect-whole-api", "--port", "50051"]);
         assert_eq!(customer.ready, Ready::Tcp { port: 50051 });
         assert_eq!(find(&dev, "product-service").ports, [50052]);
@@ -742,17 +768,24 @@ mod tests {
         let config = gateway
             .prepare
             .iter()
-            .find_map(|step| match step {
+            .find_map(|prepare| match &prepare.step {
                 Step::Write { to, content } => Some((to, content)),
                 _ => None,
             })
             .unwrap();
         assert_eq!(config.0, &state.join("envoy-gateway.yaml"));
-        assert!(config.1.contains(&format!("paths: [\"{}/resources\"]", state.display())));
+        assert!(
+            config
+                .1
+                .contains(&format!("paths: [\"{}/resources\"]", state.display()))
+        );
         assert!(!config.1.contains("${"));
-        assert!(gateway.prepare.contains(&Step::Link {
-            path: state.join("data/envoy-versions/1.40.0/bin/envoy"),
-            target: fixture.dir.join("bin/envoy"),
+        assert!(gateway.prepare.contains(&Prepare {
+            step: Step::Link {
+                path: state.join("data/envoy-versions/1.40.0/bin/envoy"),
+                target: fixture.dir.join("bin/envoy"),
+            },
+            always: false,
         }));
     }
 
@@ -762,13 +795,25 @@ mod tests {
         let ha = fixture.resolve("ha", &[]).unwrap();
         assert_eq!(
             names(&ha),
-            ["customer-service", "customer-service-2", "product-service", "product-service-2", "envoy-gateway"]
+            [
+                "customer-service",
+                "customer-service-2",
+                "product-service",
+                "product-service-2",
+                "envoy-gateway"
+            ]
         );
         assert_eq!(find(&ha, "customer-service-2").ports, [50061]);
         assert_eq!(find(&ha, "product-service-2").args[2], "50062");
-        assert_eq!(find(&ha, "product-service-2").env["PRODUCT_SHUTDOWN_DELAY"], "3s");
+        assert_eq!(
+            find(&ha, "product-service-2").env["PRODUCT_SHUTDOWN_DELAY"],
+            "3s"
+        );
         assert_eq!(find(&ha, "envoy-gateway").depends_on.len(), 4);
-        assert_eq!(kustomize_overlay(find(&ha, "envoy-gateway")), "k8s/overlays/ha");
+        assert_eq!(
+            kustomize_overlay(find(&ha, "envoy-gateway")),
+            "k8s/overlays/ha"
+        );
     }
 
     #[test]
@@ -784,7 +829,9 @@ mod tests {
         assert_eq!(keycloak.env["JAVA_HOME"], "/opt/jdk");
         assert_eq!(keycloak.ports, [8180]);
         assert!(keycloak.args.contains(&"--import-realm".to_owned()));
-        assert!(matches!(&keycloak.prepare[..], [Step::Copy { into, .. }] if into == Path::new("/opt/kc/data/import")));
+        assert!(
+            matches!(&keycloak.prepare[..], [Prepare { step: Step::Copy { into, .. }, .. }] if into == Path::new("/opt/kc/data/import"))
+        );
         let gateway = find(&auth, "envoy-gateway");
         assert!(matches!(gateway.ready, Ready::Http { status: 401, .. }));
         assert_eq!(kustomize_overlay(gateway), "k8s/overlays/local-auth");
@@ -796,24 +843,44 @@ mod tests {
         let records = |fixture: &Fixture, sets: &[(&str, &str)]| {
             let bench = fixture.resolve("bench", sets).unwrap();
             let customer = find(&bench, "customer-service").clone();
-            assert!(customer.program.ends_with("target/release/customer-service"));
-            assert_eq!(kustomize_overlay(find(&bench, "envoy-gateway")), "k8s/overlays/bench");
+            assert!(
+                customer
+                    .program
+                    .ends_with("target/release/customer-service")
+            );
+            assert_eq!(
+                kustomize_overlay(find(&bench, "envoy-gateway")),
+                "k8s/overlays/bench"
+            );
             customer.env["CUSTOMER_SYNTHETIC_RECORDS"].clone()
         };
         assert_eq!(records(&fixture, &[]), "10000");
         fixture.env.insert("BENCH_RECORDS".into(), "500".into());
         assert_eq!(records(&fixture, &[]), "500");
         assert_eq!(records(&fixture, &[("records", "7")]), "7");
-        let err = fixture.resolve("bench", &[("recods", "7")]).unwrap_err().to_string();
-        assert!(err.contains("no variable recods") && err.contains("records"), "{err}");
+        let err = fixture
+            .resolve("bench", &[("recods", "7")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no variable recods") && err.contains("records"),
+            "{err}"
+        );
     }
 
     #[test]
     fn fuzz_debug_binaries_without_limits() {
         let fixture = Fixture::new("fuzz");
         let fuzz = fixture.resolve("fuzz", &[]).unwrap();
-        assert!(find(&fuzz, "product-service").program.ends_with("target/debug/product-service"));
-        assert_eq!(kustomize_overlay(find(&fuzz, "envoy-gateway")), "k8s/overlays/bench");
+        assert!(
+            find(&fuzz, "product-service")
+                .program
+                .ends_with("target/debug/product-service")
+        );
+        assert_eq!(
+            kustomize_overlay(find(&fuzz, "envoy-gateway")),
+            "k8s/overlays/bench"
+        );
     }
 
     #[test]
@@ -821,7 +888,10 @@ mod tests {
         let mut fixture = Fixture::new("noversion");
         fixture.env.remove("ENVOY_VERSION");
         let err = fixture.resolve("dev", &[]).unwrap_err().to_string();
-        assert!(err.contains("ENVOY_VERSION is not set") && err.contains("envoy-gateway"), "{err}");
+        assert!(
+            err.contains("ENVOY_VERSION is not set") && err.contains("envoy-gateway"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -852,7 +922,10 @@ env = { B = "3" }
         let child = profiles.profile("child").unwrap();
         let web = &child.raw.process["web"];
         assert_eq!(web.args, ["2"]);
-        assert_eq!(web.env, [("A".into(), "1".into()), ("B".into(), "3".into())].into());
+        assert_eq!(
+            web.env,
+            [("A".into(), "1".into()), ("B".into(), "3".into())].into()
+        );
         assert_eq!(web.command, "/bin/sleep");
     }
 
@@ -893,9 +966,14 @@ env = { B = "3" }
         assert!(e.contains("exactly one of tcp"), "{e}");
         let e = resolve("ready = { tcp = 1, status = 200 }").unwrap_err();
         assert!(e.contains("status goes with http"), "{e}");
-        let e = resolve("ready = { tcp = 1 }\nprepare = [{ run = [\"a\"], link = \"b\" }]").unwrap_err();
-        assert!(e.contains("prepare[0]") && e.contains("exactly one of run"), "{e}");
-        let e = resolve("ready = { tcp = 1 }\nprepare = [{ link = \"b\", into = \"c\" }]").unwrap_err();
+        let e = resolve("ready = { tcp = 1 }\nprepare = [{ run = [\"a\"], link = \"b\" }]")
+            .unwrap_err();
+        assert!(
+            e.contains("prepare[0]") && e.contains("exactly one of run"),
+            "{e}"
+        );
+        let e =
+            resolve("ready = { tcp = 1 }\nprepare = [{ link = \"b\", into = \"c\" }]").unwrap_err();
         assert!(e.contains("into does not go with link"), "{e}");
         let e = resolve("ready = { tcp = \"${nope}\" }").unwrap_err();
         assert!(e.contains("unknown variable ${nope}"), "{e}");

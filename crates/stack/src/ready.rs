@@ -141,8 +141,18 @@ mod tests {
     #[test]
     fn command_readiness_is_the_exit_status() {
         let root = Path::new("/");
-        assert!(check(&Ready::Command { argv: vec!["true".into()] }, root));
-        assert!(!check(&Ready::Command { argv: vec!["false".into()] }, root));
+        assert!(check(
+            &Ready::Command {
+                argv: vec!["true".into()]
+            },
+            root
+        ));
+        assert!(!check(
+            &Ready::Command {
+                argv: vec!["false".into()]
+            },
+            root
+        ));
         assert!(!check(
             &Ready::Command {
                 argv: vec!["surely-no-such-command".into()]

@@ -111,7 +111,11 @@ impl Runner {
             return Ok(records);
         };
         let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|e| {
+                let e = e.ok()?;
+                e.file_type().ok()?.is_dir().then_some(())?;
+                e.file_name().into_string().ok()
+            })
             .collect();
         names.sort();
         for name in names {
@@ -247,10 +251,8 @@ impl Runner {
                         .running_profiles()?
                         .into_iter()
                         .find_map(|record| {
-                            let holder = record
-                                .processes
-                                .iter()
-                                .find(|p| p.ports.contains(&port))?;
+                            let holder =
+                                record.processes.iter().find(|p| p.ports.contains(&port))?;
                             Some(format!(
                                 " (profile {}'s {}: `cargo stack down {}`)",
                                 record.profile, holder.name, record.profile
@@ -289,10 +291,13 @@ impl Runner {
                 if began.contains_key(name) || !deps_ready {
                     continue;
                 }
-                for step in &process.prepare {
-                    steps::run(step, &self.root, &logs)?;
+                let running = self.alive(profile, name);
+                for prepare in &process.prepare {
+                    if running.is_none() || prepare.always {
+                        steps::run(&prepare.step, &self.root, &logs)?;
+                    }
                 }
-                if let Some(running) = self.alive(profile, name) {
+                if let Some(running) = running {
                     say(format!("{name}: already running (pid {})", running.pid));
                 } else {
                     let log = self.log_path(profile, name);
@@ -356,10 +361,10 @@ impl Runner {
     /// Stops one process of `profile` (its whole group) and forgets it.
     fn stop_one(&mut self, profile: &str, name: &str, why: &str) {
         let pid_path = self.pid_path(profile, name);
-        if let Some(record) = PidFile::read(&pid_path) {
-            if procs::stop(&record, procs::GRACE) {
-                say(format!("{name}: stopped ({why})"));
-            }
+        if let Some(record) = PidFile::read(&pid_path)
+            && procs::stop(&record, procs::GRACE)
+        {
+            say(format!("{name}: stopped ({why})"));
         }
         self.reap(name);
         let _ = fs::remove_file(pid_path);
@@ -376,7 +381,11 @@ impl Runner {
         let pids = self.state(profile).join("pids");
         if let Ok(entries) = fs::read_dir(&pids) {
             for entry in entries.flatten() {
-                if let Some(name) = entry.file_name().to_str().and_then(|n| n.strip_suffix(".pid")) {
+                if let Some(name) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".pid"))
+                {
                     self.stop_one(profile, name, "down");
                 }
             }
@@ -412,10 +421,17 @@ impl Runner {
     pub fn status(&self) -> Result<(), Error> {
         let records = self.recorded()?;
         if records.is_empty() {
-            println!("nothing runs (profiles: {})", self.profiles.names().join(", "));
+            println!(
+                "nothing runs (profiles: {})",
+                self.profiles.names().join(", ")
+            );
         }
         for record in records {
-            println!("{} ({}):", record.profile, self.state(&record.profile).display());
+            println!(
+                "{} ({}):",
+                record.profile,
+                self.state(&record.profile).display()
+            );
             for process in &record.processes {
                 match self.alive(&record.profile, &process.name) {
                     Some(pid) => {
@@ -483,7 +499,12 @@ impl Runner {
     }
 
     /// `run`: the profile up around a command. Returns the command's exit code.
-    pub fn run(&mut self, profile: &str, stop_others: bool, command: &[String]) -> Result<i32, Error> {
+    pub fn run(
+        &mut self,
+        profile: &str,
+        stop_others: bool,
+        command: &[String],
+    ) -> Result<i32, Error> {
         let lock = self.lock()?;
         let processes = self.resolve(profile)?;
         let running = self.running_profiles()?;
@@ -500,12 +521,12 @@ impl Runner {
             }
             return Ok(code);
         }
-        if let Some(other) = running.first() {
-            if !stop_others {
-                return Err(Error::OtherRunning {
-                    other: other.profile.clone(),
-                });
-            }
+        if let Some(other) = running.first()
+            && !stop_others
+        {
+            return Err(Error::OtherRunning {
+                other: other.profile.clone(),
+            });
         }
         for other in &running {
             say(format!(
@@ -533,14 +554,20 @@ impl Runner {
         for other in running {
             say(format!("{}: starting it again", other.profile));
             if let Err(err) = self.up_processes(&other.profile, other.processes) {
-                say(format!("{}: starting it again failed: {err}", other.profile));
+                say(format!(
+                    "{}: starting it again failed: {err}",
+                    other.profile
+                ));
             }
         }
         code
     }
 
     fn say_logs(&self, profile: &str) {
-        say(format!("logs: {}", self.state(profile).join("logs").display()));
+        say(format!(
+            "logs: {}",
+            self.state(profile).join("logs").display()
+        ));
     }
 
     fn run_command(&mut self, profile: &str, command: &[String]) -> Result<i32, Error> {

@@ -123,10 +123,11 @@ fn matching(dir: &Path, pattern: &str) -> Result<Vec<PathBuf>, Error> {
     let mut found = Vec::new();
     for entry in fs::read_dir(dir).map_err(Error::io(dir))? {
         let entry = entry.map_err(Error::io(dir))?;
-        if let Some(name) = entry.file_name().to_str() {
-            if glob_match(pattern, name) && entry.path().is_file() {
-                found.push(entry.path());
-            }
+        if let Some(name) = entry.file_name().to_str()
+            && glob_match(pattern, name)
+            && entry.path().is_file()
+        {
+            found.push(entry.path());
         }
     }
     found.sort();
@@ -188,11 +189,27 @@ mod tests {
         let logs = dir.join("logs");
         fs::create_dir_all(&logs).unwrap();
         let to = dir.join("a/b/config.yaml");
-        run(&Step::Write { to: to.clone(), content: "x: 1\n".into() }, &dir, &logs).unwrap();
+        run(
+            &Step::Write {
+                to: to.clone(),
+                content: "x: 1\n".into(),
+            },
+            &dir,
+            &logs,
+        )
+        .unwrap();
         assert_eq!(fs::read_to_string(&to).unwrap(), "x: 1\n");
         let link = dir.join("bin/tool");
         for _ in 0..2 {
-            run(&Step::Link { path: link.clone(), target: to.clone() }, &dir, &logs).unwrap();
+            run(
+                &Step::Link {
+                    path: link.clone(),
+                    target: to.clone(),
+                },
+                &dir,
+                &logs,
+            )
+            .unwrap();
         }
         assert_eq!(fs::read_link(&link).unwrap(), to);
         fs::write(dir.join("realm-a.json"), "a").unwrap();
@@ -200,7 +217,11 @@ mod tests {
         fs::create_dir_all(dir.join("import")).unwrap();
         fs::write(dir.join("import/stale.json"), "old").unwrap();
         run(
-            &Step::Copy { from: vec![dir.join("realm-*.json")], into: dir.join("import"), clean: Some("*.json".into()) },
+            &Step::Copy {
+                from: vec![dir.join("realm-*.json")],
+                into: dir.join("import"),
+                clean: Some("*.json".into()),
+            },
             &dir,
             &logs,
         )
@@ -213,7 +234,11 @@ mod tests {
         assert_eq!(names, ["realm-a.json", "realm-b.json"]);
         let out = dir.join("out/rendered.txt");
         let step = |creates: Option<PathBuf>| Step::Run {
-            argv: vec!["sh".into(), "-c".into(), "echo rendered; echo >&2 noise".into()],
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo rendered; echo >&2 noise".into(),
+            ],
             stdout: Some(out.clone()),
             creates,
             log: None,
@@ -232,7 +257,10 @@ mod tests {
         };
         let err = run(&failing, &dir, &logs).unwrap_err().to_string();
         assert!(err.contains("certgen.log"), "{err}");
-        assert_eq!(fs::read_to_string(logs.join("certgen.log")).unwrap(), "broken\n");
+        assert_eq!(
+            fs::read_to_string(logs.join("certgen.log")).unwrap(),
+            "broken\n"
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 }
