@@ -54,7 +54,7 @@ impl PidFile {
     pub fn parse(text: &str) -> Option<Self> {
         let mut words = text.split_whitespace();
         let pid = words.next()?.parse().ok()?;
-        // A pid alone (a stack.sh pid file) cannot be verified: not ours.
+        // A pid alone (the old shell runner's pid file) cannot be verified: not ours.
         let start_time = words.next()?.parse().ok()?;
         words.next().is_none().then_some(Self { pid, start_time })
     }
@@ -123,7 +123,7 @@ mod tests {
             start_time: 345,
         };
         assert_eq!(PidFile::parse("12 345\n"), Some(record));
-        // stack.sh wrote the pid alone: unverifiable, so never ours.
+        // The old shell runner wrote the pid alone: unverifiable, so never ours.
         assert_eq!(PidFile::parse("12\n"), None);
         assert_eq!(PidFile::parse("12 345 6"), None);
         assert_eq!(PidFile::parse(""), None);
