@@ -47,8 +47,8 @@ enum Cmd {
     Restart { profile: String, instance: String },
     /// Run CMD against PROFILE: started for it and stopped after, or refreshed and left running if it ran
     Run {
-        /// Stop another running profile for the command, start it again after
-        #[arg(long)]
+        /// Stop another running profile for the command, start it again after (env: any value but 0/false/no/off)
+        #[arg(long, env = "STACK_STOP_OTHERS", value_parser = clap::builder::FalseyValueParser::new())]
         stop_others: bool,
         profile: String,
         #[arg(last = true, required = true, value_name = "CMD")]

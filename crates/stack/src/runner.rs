@@ -539,6 +539,9 @@ impl Runner {
             Ok(()) => {
                 drop(lock);
                 let code = self.run_command(profile, command);
+                // A Ctrl-C that ended the command must not also cancel the
+                // clean-up; a second one interrupts starting others again.
+                self.interrupted.store(false, Ordering::SeqCst);
                 let lock = self.lock()?;
                 (code, lock)
             }

@@ -84,7 +84,13 @@ ready = {{ tcp = {idle_port} }}
     }
 
     fn stack(&self, args: &[&str]) -> Output {
+        self.stack_with(args, &[])
+    }
+
+    fn stack_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let output = Command::new(env!("CARGO_BIN_EXE_stack"))
+            .env_remove("STACK_STOP_OTHERS")
+            .envs(env.iter().copied())
             .arg("--root")
             .arg(&self.root)
             .arg("--profiles")
@@ -103,7 +109,11 @@ ready = {{ tcp = {idle_port} }}
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let output = self.stack(args);
+        self.ok_with(args, &[])
+    }
+
+    fn ok_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let output = self.stack_with(args, env);
         assert!(output.status.success(), "stack {args:?} failed");
         String::from_utf8_lossy(&output.stderr).into_owned()
             + &String::from_utf8_lossy(&output.stdout)
@@ -400,6 +410,11 @@ fn run_starts_runs_and_stops() {
     assert!(wait_dead(other_web));
     assert!(s.stack(&["running", "other"]).status.success());
     assert!(!s.stack(&["running", "t"]).status.success());
+    // The same, asked through the environment (the justfile's suites).
+    let (other_web, _) = s.pid_file("other", "web");
+    s.ok_with(&["run", "t", "--", "true"], &[("STACK_STOP_OTHERS", "1")]);
+    assert!(wait_dead(other_web));
+    assert!(s.stack(&["running", "other"]).status.success());
     s.ok(&["down", "other"]);
 
     // The profile runs already: refreshed, used, left running.
