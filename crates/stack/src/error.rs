@@ -19,9 +19,7 @@ pub enum Error {
     Graph(String),
     #[error("service table: {0}")]
     Services(#[from] envoy_ext::services::TableError),
-    #[error(
-        "port {port} ({process}) is in use by a process this stack did not start{holder}; stop it first and try again"
-    )]
+    #[error("port {port} ({process}) is in use {holder}; stop it first and try again")]
     PortInUse {
         port: u16,
         process: String,

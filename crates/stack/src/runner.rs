@@ -254,11 +254,14 @@ impl Runner {
                             let holder =
                                 record.processes.iter().find(|p| p.ports.contains(&port))?;
                             Some(format!(
-                                " (profile {}'s {}: `cargo stack down {}`)",
+                                "by profile {}'s {} (`cargo stack down {}`)",
                                 record.profile, holder.name, record.profile
                             ))
                         })
-                        .unwrap_or_default();
+                        .unwrap_or_else(|| {
+                            "by a process this stack did not start (a service started by hand?)"
+                                .to_owned()
+                        });
                     return Err(Error::PortInUse {
                         port,
                         process: process.name.clone(),

@@ -360,7 +360,10 @@ fn a_port_in_use_is_refused_before_anything_starts() {
     s.ok(&["up", "other"]);
     let err = s.fails(&["up", "t"]);
     assert!(
-        err.contains("profile other's web: `cargo stack down other`"),
+        err.contains(&format!(
+            "port {} (web) is in use by profile other's web (`cargo stack down other`)",
+            s.web_port
+        )),
         "{err}"
     );
 }
