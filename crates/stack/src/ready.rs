@@ -51,11 +51,10 @@ pub fn http_status(url: &str) -> Option<u16> {
     let mut stream = TcpStream::connect_timeout(&addr, CONNECT).ok()?;
     stream.set_read_timeout(Some(ANSWER)).ok()?;
     stream.set_write_timeout(Some(ANSWER)).ok()?;
-    write!(
-        stream,
+    let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: stack\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    );
+    stream.write_all(request.as_bytes()).ok()?;
     let mut head = Vec::new();
     let mut buf = [0; 256];
     while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
@@ -111,9 +110,16 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
-            let mut request = [0; 1024];
-            let n = conn.read(&mut request).unwrap();
-            let request = String::from_utf8_lossy(&request[..n]).into_owned();
+            // The whole request: closing with unread bytes would reset the
+            // connection under the client's read.
+            let mut request = Vec::new();
+            let mut buf = [0; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "the request ended early");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let request = String::from_utf8_lossy(&request).into_owned();
             conn.write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")
                 .unwrap();
             request
