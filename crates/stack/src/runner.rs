@@ -258,10 +258,7 @@ impl Runner {
                                 record.profile, holder.name, record.profile
                             ))
                         })
-                        .unwrap_or_else(|| {
-                            "by a process this stack did not start (a service started by hand?)"
-                                .to_owned()
-                        });
+                        .unwrap_or_else(|| self.stranger_hint());
                     return Err(Error::PortInUse {
                         port,
                         process: process.name.clone(),
@@ -271,6 +268,21 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// Who may hold a port that none of our profiles holds.
+    fn stranger_hint(&self) -> String {
+        // The shell runner this replaced kept its pid files (pid only)
+        // directly in .local/stack/pids/.
+        let legacy = self.state_root().join("pids");
+        if fs::read_dir(&legacy).is_ok_and(|mut entries| entries.next().is_some()) {
+            format!(
+                "by a process this stack did not start (a stack of the old envoy-ext/standalone/stack.sh? its pids are in {})",
+                legacy.display()
+            )
+        } else {
+            "by a process this stack did not start (a service started by hand?)".to_owned()
+        }
     }
 
     /// Starts each process once everything it depends on is ready, and

@@ -354,6 +354,11 @@ fn a_port_in_use_is_refused_before_anything_starts() {
         "{err}"
     );
     assert!(!s.state("t").join("pids/db.pid").exists(), "db was started");
+    // Pid files of the shell runner this replaced: named as the likely holder.
+    fs::create_dir_all(s.root.join(".local/stack/pids")).unwrap();
+    fs::write(s.root.join(".local/stack/pids/web.pid"), "1\n").unwrap();
+    let err = s.fails(&["up", "t"]);
+    assert!(err.contains("old envoy-ext/standalone/stack.sh"), "{err}");
     drop(squatter);
 
     // Held by another profile: named, with how to stop it.
