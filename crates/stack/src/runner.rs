@@ -49,8 +49,11 @@ pub struct Runner {
     children: HashMap<String, Child>,
 }
 
+/// Progress on stderr. A closed stderr (`| head`) must not abort a run
+/// half-way and leave its stack behind, as `eprintln!`'s panic would.
 fn say(message: impl AsRef<str>) {
-    eprintln!("{}", message.as_ref());
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{}", message.as_ref());
 }
 
 impl Runner {
