@@ -103,9 +103,14 @@ pub fn find_descendant(ancestor: u32, comm: &str) -> Option<u32> {
     None
 }
 
-/// The pid recorded in a stack.sh pid file.
+/// The pid recorded in a stack runner pid file (`<pid> <start time>`).
 pub fn pid_file(path: &Path) -> Option<u32> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
+    fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Samples the watched processes on a thread until [`Sampler::finish`].

@@ -240,11 +240,10 @@ pub fn max_admitted(per_minute: u32, elapsed: Duration) -> u32 {
     per_minute + refilled + 1
 }
 
-/// The local stack as `envoy-ext/standalone/stack.sh` runs it, for the
+/// The local stack as the stack runner (crates/stack) runs it, for the
 /// fault tests that kill and restart service instances (`just test-faults`
-/// runs them against `REPLICAS=2 OVERLAY=k8s/overlays/ha`). The script reads
-/// its settings (`STATE_DIR`, `REPLICAS`, `ENVOY_VERSION`) from the
-/// environment the recipe exports.
+/// runs them under `cargo stack run ha`). `stack run` tells the command
+/// where the stack is: `STACK_PROFILE`, `STACK_STATE_DIR`, `STACK_BIN`.
 pub mod load;
 
 pub mod stack {
@@ -259,10 +258,17 @@ pub mod stack {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
     }
 
+    /// The profile the tests run against (`dev` unless `stack run` says).
+    pub fn profile() -> String {
+        std::env::var("STACK_PROFILE").unwrap_or_else(|_| "dev".to_owned())
+    }
+
     /// Where the stack keeps its pid files and logs.
     pub fn state_dir() -> PathBuf {
-        std::env::var_os("STATE_DIR")
-            .map_or_else(|| repo_root().join(".local/stack"), PathBuf::from)
+        std::env::var_os("STACK_STATE_DIR").map_or_else(
+            || repo_root().join(".local/stack").join(profile()),
+            PathBuf::from,
+        )
     }
 
     /// The log file of a process the stack runs, e.g. `customer-service`
@@ -271,16 +277,21 @@ pub mod stack {
         state_dir().join("logs").join(format!("{name}.log"))
     }
 
-    /// The pid of a running instance, e.g. `customer-service-2`.
+    /// The pid of a running instance, e.g. `customer-service-2`. A pid file
+    /// holds `<pid> <start time>`.
     pub fn pid(name: &str) -> Result<u32, TestError> {
         let file = state_dir().join("pids").join(format!("{name}.pid"));
         let text = std::fs::read_to_string(&file)
             .map_err(|err| format!("{}: {err} (is the stack up?)", file.display()))?;
-        Ok(text.trim().parse()?)
+        let pid = text
+            .split_whitespace()
+            .next()
+            .ok_or_else(|| format!("{}: empty", file.display()))?;
+        Ok(pid.parse()?)
     }
 
     /// Sends `signal` (`KILL`, `TERM`) to the instance's process group, as
-    /// the script's own `stop` does, without waiting.
+    /// the runner's own stop does, without waiting.
     pub fn signal(name: &str, signal: &str) -> Result<(), TestError> {
         let group = format!("-{}", pid(name)?);
         let status = Command::new("kill")
@@ -292,15 +303,22 @@ pub mod stack {
         Ok(())
     }
 
-    /// `stack.sh restart NAME`: SIGTERM, wait for the drain and the exit,
-    /// start again, wait until it listens. Blocks; use `spawn_blocking`.
+    /// `stack restart PROFILE NAME`: SIGTERM, wait for the drain and the
+    /// exit, start again, wait until it listens. Blocks; use `spawn_blocking`.
     pub fn restart(name: &str) -> Result<(), TestError> {
-        let script = repo_root().join("envoy-ext/standalone/stack.sh");
-        let output = Command::new(&script).args(["restart", name]).output()?;
+        // The binary `stack run` runs as (cargo would wait for the build
+        // lock the running `cargo test` holds).
+        let bin = std::env::var_os("STACK_BIN")
+            .map_or_else(|| repo_root().join("target/debug/stack"), PathBuf::from);
+        let output = Command::new(&bin)
+            .args(["restart", &profile(), name])
+            .output()
+            .map_err(|err| format!("{}: {err} (build it: cargo build -p stack)", bin.display()))?;
         if !output.status.success() {
             return Err(format!(
-                "{} restart {name}: {}\n{}",
-                script.display(),
+                "{} restart {} {name}: {}\n{}",
+                bin.display(),
+                profile(),
                 output.status,
                 String::from_utf8_lossy(&output.stderr)
             )

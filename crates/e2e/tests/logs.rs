@@ -1,7 +1,7 @@
 //! Logs through the real gateway: Envoy's access log line and the service's
 //! request log line for one request share the id Envoy gives it
 //! (`x-request-id`), so one can be found from the other. Reads the log
-//! files of the local stack (`just up`; `STATE_DIR` moves them), or, with
+//! files of the local stack (`just up`; `STACK_STATE_DIR` moves them), or, with
 //! `E2E_KUBE_CONTEXT` set, the pods' logs on that cluster (`just test-cluster`).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
