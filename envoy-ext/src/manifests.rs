@@ -763,7 +763,7 @@ pub fn cluster_kustomization(table: &ServiceTable, version: &str) -> String {
         .collect();
     format!(
         "{}# Everything a real cluster (Docker Desktop Kubernetes, kind) runs for the
-# project, on top of an Envoy Gateway v1.9.0 installed from
+# project, on top of the pinned Envoy Gateway (crates/xtask/pins.toml) installed from
 # ../../envoy-gateway/values.yaml: the services (base) and the gateway objects
 # (GatewayClass, Gateway, GRPCRoutes, policies), with two Envoy replicas
 # (envoyproxy.yaml) and the global rate-limit tier that keeps each client's
