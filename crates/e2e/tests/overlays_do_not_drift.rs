@@ -199,10 +199,7 @@ fn the_local_cluster_only_swaps_images_for_locally_built_ones() {
             "ratelimit",
             format!(
                 "envoy-poc.local/envoyproxy/ratelimit:{}",
-                images_sh_pin("RATELIMIT_VERSION")
-                    .rsplit('-')
-                    .next()
-                    .unwrap()
+                pin("ratelimit").rsplit('-').next().unwrap()
             ),
         ),
     ];
@@ -223,23 +220,12 @@ fn the_local_cluster_only_swaps_images_for_locally_built_ones() {
     }
 }
 
-/// A pin of the cluster's image script (`NAME=value  # comment`).
-fn images_sh_pin(name: &str) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    std::fs::read_to_string(root.join("k8s/local-cluster/images.sh"))
-        .unwrap()
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("{name}=")))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no {name} pin in images.sh"))
-        .to_owned()
-}
-
 /// Users pull the official Redis image of the version the CI cluster builds
 /// from Debian's package; the CI overlay only swaps the image.
 #[test]
 fn redis_is_the_same_version_for_users_and_the_ci_cluster() {
-    let apt = images_sh_pin("REDIS_APT_VERSION");
+    let pins = xtask::pins::Pins::load().unwrap();
+    let apt = pins.version("redis-server").unwrap().to_owned();
     let upstream = apt
         .split_once(':')
         .map_or(apt.as_str(), |(_, v)| v)
