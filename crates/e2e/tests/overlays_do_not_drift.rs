@@ -79,6 +79,38 @@ fn without_local_differences(mut object: Value) -> Value {
     object
 }
 
+/// Undoes the cluster overlay's sanctioned differences: two Envoy replicas
+/// (its own EnvoyProxy) and the global tier (k8s/global-limits) on every
+/// service policy, with the error-responses patch that goes with it.
+fn without_cluster_differences(mut object: Value) -> Value {
+    let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    match (kind.as_str(), name.as_str()) {
+        ("GatewayClass", _) => {
+            let spec = object["spec"].as_mapping_mut().unwrap();
+            let reference = spec.remove("parametersRef").expect("cluster EnvoyProxy");
+            assert_eq!(reference["name"].as_str(), Some("cluster"));
+        }
+        ("BackendTrafficPolicy", name) if name != "gateway-wide" => {
+            let limits = object["spec"]["rateLimit"].as_mapping_mut().unwrap();
+            assert!(limits.remove("global").is_some(), "{name}: no global tier");
+        }
+        ("EnvoyPatchPolicy", "error-responses") => {
+            let patches = object["spec"]["jsonPatches"].as_sequence_mut().unwrap();
+            let last = patches.pop().unwrap();
+            assert_eq!(
+                last["operation"]["path"].as_str(),
+                Some("/typed_config/rate_limited_as_resource_exhausted")
+            );
+        }
+        _ => {}
+    }
+    object
+}
+
 #[test]
 fn both_overlays_carry_the_gateway_objects_unchanged() {
     let gateway = render("k8s/gateway");
@@ -90,7 +122,11 @@ fn both_overlays_carry_the_gateway_objects_unchanged() {
         let on_cluster = cluster
             .get(&key)
             .unwrap_or_else(|| panic!("{key:?} missing on the cluster"));
-        assert_eq!(on_cluster, &object, "{key:?} differs on the cluster");
+        assert_eq!(
+            without_cluster_differences(on_cluster.clone()),
+            object,
+            "{key:?} differs on the cluster"
+        );
         let on_local = local
             .get(&key)
             .unwrap_or_else(|| panic!("{key:?} missing locally"))
@@ -159,6 +195,13 @@ fn the_local_cluster_only_swaps_images_for_locally_built_ones() {
                 pin("envoy")
             ),
         ),
+        (
+            "ratelimit",
+            format!(
+                "envoy-poc.local/envoyproxy/ratelimit:{}",
+                pin("ratelimit").rsplit('-').next().unwrap()
+            ),
+        ),
     ];
     let images = &values["global"]["images"];
     assert_eq!(
@@ -175,4 +218,39 @@ fn the_local_cluster_only_swaps_images_for_locally_built_ones() {
         // Never pulled: there is no registry to pull them from.
         assert_eq!(images[name]["pullPolicy"].as_str(), Some("Never"), "{name}");
     }
+}
+
+/// Users pull the official Redis image of the version the CI cluster builds
+/// from Debian's package; the CI overlay only swaps the image.
+#[test]
+fn redis_is_the_same_version_for_users_and_the_ci_cluster() {
+    let pins = xtask::pins::Pins::load().unwrap();
+    let apt = pins.version("redis-server").unwrap().to_owned();
+    let upstream = apt
+        .split_once(':')
+        .map_or(apt.as_str(), |(_, v)| v)
+        .split('-')
+        .next()
+        .unwrap()
+        .to_owned();
+    let users = render("k8s/redis");
+    let image = users
+        .iter()
+        .find(|o| o["kind"].as_str() == Some("Deployment"))
+        .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
+        .unwrap();
+    assert_eq!(
+        image.as_str(),
+        Some(format!("docker.io/library/redis:{upstream}").as_str())
+    );
+    let ci = render("k8s/local-cluster/overlays/redis");
+    let image = ci
+        .iter()
+        .find(|o| o["kind"].as_str() == Some("Deployment"))
+        .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
+        .unwrap();
+    assert_eq!(
+        image.as_str(),
+        Some(format!("envoy-poc.local/redis:{upstream}").as_str())
+    );
 }

@@ -288,3 +288,55 @@ fn service_routes_retry_only_unprocessed_requests_and_clusters_health_check() {
         );
     }
 }
+
+/// The cluster overlay's global tier (k8s/global-limits): Envoy Gateway's
+/// rate-limit filter runs after the transcoder (so REST and gRPC share its
+/// counters), refuses gRPC calls with RESOURCE_EXHAUSTED, asks the
+/// rate-limit service through `ratelimit_cluster`, and every service route
+/// sends it a descriptor per client address.
+#[test]
+fn the_global_tier_follows_the_transcoder_and_counts_per_client() {
+    let filters = gateway_hcm()["httpFilters"].as_array().unwrap();
+    let position = |name: &str| {
+        filters
+            .iter()
+            .position(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} filter"))
+    };
+    assert!(
+        position("envoy.filters.http.grpc_json_transcoder")
+            < position("envoy.filters.http.ratelimit")
+    );
+    let global = &filters[position("envoy.filters.http.ratelimit")]["typedConfig"];
+    assert_eq!(global["rateLimitedAsResourceExhausted"], true, "{global}");
+    assert_eq!(
+        global["rateLimitService"]["grpcService"]["envoyGrpc"]["clusterName"],
+        "ratelimit_cluster"
+    );
+    // (The cluster itself is emitted only next to Envoy Gateway's `envoy`
+    // client-certificate Secret, which certgen creates on an install and
+    // egctl does not have: the local-cluster suite covers it.)
+    let table = table();
+    for service in &table.services {
+        let prefix = route_prefix(&table, &service.name);
+        let with_global: Vec<&Value> = routes()
+            .into_iter()
+            .filter(|r| r["name"].as_str().is_some_and(|n| n.starts_with(&prefix)))
+            .map(|r| &r["typedPerFilterConfig"]["envoy.filters.http.ratelimit"])
+            .filter(|config| !config.is_null())
+            .collect();
+        assert!(
+            !with_global.is_empty(),
+            "{}: no global rate_limits",
+            service.name
+        );
+        for config in with_global {
+            let actions = config["rateLimits"].to_string();
+            assert!(
+                actions.contains("%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"),
+                "{}: not per client: {actions}",
+                service.name
+            );
+        }
+    }
+}

@@ -26,8 +26,13 @@ pub enum PinError {
 /// How a tool gets onto the machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Install {
-    /// `go install <module>@<version>`; the binary is named after the tool.
-    Go { module: String },
+    /// `go install <module>@<version>`; the binary is named after the tool,
+    /// linked from `binary` when the module's main package is named
+    /// otherwise (ratelimit's is `service_cmd`).
+    Go {
+        module: String,
+        binary: Option<String>,
+    },
     /// `pip install <package>==<version>` into a venv under the tools dir.
     Pip {
         package: String,
@@ -82,6 +87,7 @@ struct RawTool {
     links: Vec<String>,
     artifact: Option<String>,
     needs_java: Option<u32>,
+    binary: Option<String>,
     // Documentation only: why the tool is here.
     #[allow(dead_code)]
     about: Option<String>,
@@ -111,6 +117,7 @@ impl Pins {
             let install = match row.kind.as_str() {
                 "go" => Install::Go {
                     module: need(&row.module, "module")?,
+                    binary: row.binary.clone(),
                 },
                 "pip" => Install::Pip {
                     package: need(&row.package, "package")?,

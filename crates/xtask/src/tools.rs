@@ -127,7 +127,7 @@ fn ensure_tool(pins: &Pins, tool: &Tool) -> Result<(), ToolError> {
     let bin = bin_dir();
     fs::create_dir_all(&bin).map_err(io_err(&bin))?;
     match &tool.install {
-        Install::Go { module } => {
+        Install::Go { module, binary } => {
             let stamp = dir().join(format!(".go-{}-{}", tool.name, tool.version));
             if stamp.exists() && is_executable(&bin.join(&tool.name)) {
                 return Ok(());
@@ -142,6 +142,9 @@ fn ensure_tool(pins: &Pins, tool: &Tool) -> Result<(), ToolError> {
                     .env("GOBIN", &bin),
                 "install Go (docs/setup-guide.md)",
             )?;
+            if let Some(binary) = binary {
+                link(&bin.join(binary), &bin.join(&tool.name))?;
+            }
             touch(&stamp)
         }
         Install::Pip {
