@@ -112,6 +112,9 @@ struct RawServices {
     #[serde(default)]
     env: BTreeMap<String, String>,
     timeout: Option<String>,
+    /// Processes every instance needs first (e.g. the database).
+    #[serde(default)]
+    depends_on: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -384,7 +387,7 @@ impl Profile {
                             port.to_string(),
                         ],
                         env: env.clone(),
-                        depends_on: Vec::new(),
+                        depends_on: services.depends_on.clone(),
                         ready: Ready::Tcp { port },
                         timeout_ms: millis(timeout),
                         ports: vec![port],
@@ -722,9 +725,8 @@ mod tests {
             .prepare
             .iter()
             .find_map(|prepare| match &prepare.step {
-                Step::Run { argv, .. } if argv[0] == "kubectl" && prepare.always => {
-                    Some(argv[2].as_str())
-                }
+                // The overlay is the kustomize step's last argument.
+                Step::Run { argv, .. } if prepare.always => argv.last().map(String::as_str),
                 _ => None,
             })
             .unwrap()
@@ -733,7 +735,10 @@ mod tests {
     #[test]
     fn the_committed_profiles() {
         let profiles = Profiles::committed().unwrap();
-        assert_eq!(profiles.names(), ["auth", "bench", "dev", "fuzz", "ha"]);
+        assert_eq!(
+            profiles.names(),
+            ["auth", "bench", "dev", "fuzz", "ha", "scale"]
+        );
     }
 
     #[test]

@@ -10,12 +10,17 @@ use crate::tools::{self, ToolError};
 /// The profile that runs Keycloak (`KEYCLOAK_HOME`, `JAVA_HOME`).
 const AUTH_PROFILE: &str = "auth";
 
+/// The profile that runs PostgreSQL, Redis and the rate-limit service.
+const SCALE_PROFILE: &str = "scale";
+
 /// Does this `cargo stack` command line name the auth profile (before any
 /// `--`, after which the command of `run` starts)?
 pub fn names_auth(args: &[String]) -> bool {
-    args.iter()
-        .take_while(|a| *a != "--")
-        .any(|a| a == AUTH_PROFILE)
+    names_profile(args, AUTH_PROFILE)
+}
+
+fn names_profile(args: &[String], profile: &str) -> bool {
+    args.iter().take_while(|a| *a != "--").any(|a| a == profile)
 }
 
 /// The environment `cargo stack` reads for `args`.
@@ -40,6 +45,9 @@ pub fn command(pins: &Pins, args: &[String]) -> Result<Command, ToolError> {
     let mut groups = vec!["default"];
     if names_auth(args) {
         groups.push("auth");
+    }
+    if names_profile(args, SCALE_PROFILE) {
+        groups.push("scale");
     }
     tools::ensure(pins, &groups)?;
     let mut command = Command::new("cargo");
