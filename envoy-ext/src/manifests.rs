@@ -319,10 +319,10 @@ pub fn ha_kustomization(table: &ServiceTable) -> Result<String, TableError> {
         .collect::<Result<String, TableError>>()?;
     Ok(format!(
         "{}# The local stack with two instances of each service, for the fault tests
-# (`just test-faults`): every Backend gets a second endpoint, which
-# `REPLICAS=2 envoy-ext/standalone/stack.sh up` starts. The stores are in
-# memory and not shared, so the two instances only agree on the seed data;
-# this overlay is for killing and restarting instances, not for writes.
+# (`just test-faults`): every Backend gets a second endpoint, which the `ha`
+# profile of crates/stack/profiles.toml starts. There the stores are in memory
+# and not shared, so the two instances only agree on the seed data; the
+# `scale` profile (k8s/overlays/scale) puts both on one PostgreSQL.
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
@@ -708,9 +708,13 @@ pub fn global_limits_component(table: &ServiceTable) -> String {
               limit:
                 requests: {requests}
                 unit: Minute
+      - op: replace
+        path: /spec/rateLimit/local/rules/0/limit/requests
+        value: {burst}
 ",
                 name = service.name,
                 requests = service.limit_per_minute,
+                burst = service.burst_guard_per_minute(&table.gateway),
             )
         })
         .collect();
@@ -719,8 +723,9 @@ pub fn global_limits_component(table: &ServiceTable) -> String {
 # service, counted in Redis by Envoy's rate-limit service, so the limit holds
 # across every Envoy replica. Needs an Envoy Gateway configured with a Redis
 # backend (k8s/envoy-gateway/values.yaml on a cluster; the stack's `scale`
-# profile locally). The per-Envoy local rules stay as the burst guard that
-# still bounds a client when Redis or the rate-limit service is down.
+# profile locally). Each Envoy's local per-client rule becomes a burst guard
+# (burst_guard_factor times the limit): it sheds floods before they reach the
+# rate-limit service and bounds a client while Redis or the service is down.
 apiVersion: kustomize.config.k8s.io/v1alpha1
 kind: Component
 patches:

@@ -26,6 +26,7 @@ pub struct Gateway {
     pub name: String,
     pub port: u16,
     pub default_limit_per_minute: u32,
+    pub burst_guard_factor: u32,
 }
 
 /// Settings of the standalone (no cluster) stack.
@@ -178,6 +179,13 @@ impl ServiceTable {
 }
 
 impl Service {
+    /// Each Envoy's per-client limit when the global tier counts
+    /// `limit_per_minute` across all of them.
+    pub fn burst_guard_per_minute(&self, gateway: &Gateway) -> u32 {
+        self.limit_per_minute
+            .saturating_mul(gateway.burst_guard_factor)
+    }
+
     /// Fully qualified gRPC service name, e.g. `customer.v1.CustomerService`.
     pub fn grpc_path_prefix(&self) -> String {
         format!("{}.{}", self.package, self.grpc_service)

@@ -55,6 +55,12 @@ pub mod limits {
         service("customer-service").limit_per_minute
     }
 
+    /// Each Envoy's own per-client limit on /customers where the global
+    /// tier runs (the burst guard).
+    pub fn customers_burst_guard_per_minute() -> u32 {
+        service("customer-service").burst_guard_per_minute(&super::service_table().gateway)
+    }
+
     /// Per client IP on /products.
     pub fn products_per_minute() -> u32 {
         service("product-service").limit_per_minute

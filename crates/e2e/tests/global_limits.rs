@@ -1,0 +1,163 @@
+//! The global rate-limit tier (k8s/global-limits): a limit per client and
+//! per service counted by Envoy's rate-limit service in Redis, so it holds
+//! across every Envoy replica and across Envoy restarts. Needs a gateway with
+//! that tier: the stack's `scale` profile (`just test-scale`) or the cluster
+//! (`just test-cluster`, two Envoy replicas). Not part of `just test-e2e`:
+//! the dev stack has only the local tier.
+//!
+//! The rate-limit service counts in fixed windows aligned to the minute, so
+//! each test starts early in a window and finishes inside it; the counts are
+//! then exact, with no refill to allow for.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::{
+    net::IpAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use e2e::{fresh_client_ip, limits, rest_client, url};
+use reqwest::StatusCode;
+
+/// Waits until the current minute window has at least `needed` left.
+async fn start_of_a_window(needed: Duration) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let into = Duration::from_millis(u64::try_from(now.as_millis() % 60_000).unwrap());
+    // A second of margin on both sides for clocks and in-flight calls.
+    if into < Duration::from_secs(1) || into + needed > Duration::from_secs(59) {
+        let wait = Duration::from_secs(61) - into;
+        println!(
+            "waiting {:.1} s for a fresh rate-limit window",
+            wait.as_secs_f64()
+        );
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// What a refused call says about the tier that refused it.
+struct Refusal {
+    limit_header: String,
+    message: String,
+}
+
+impl Refusal {
+    fn is_global(&self) -> bool {
+        // The global tier's draft-03 header names its window (`w=60`); the
+        // JSON body carries Envoy's details for the refusal.
+        self.limit_header.contains("w=60") && self.message == "request_rate_limited"
+    }
+}
+
+/// Calls GET /customers from `ip` with `clients` concurrent connections
+/// until the first refusal (every client stops at its first one).
+async fn spend(ip: IpAddr, clients: usize, at_most: u32) -> (u32, Option<Refusal>) {
+    let admitted = Arc::new(AtomicU32::new(0));
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let admitted = Arc::clone(&admitted);
+            let http = rest_client(ip);
+            tokio::spawn(async move {
+                loop {
+                    if admitted.load(Ordering::SeqCst) >= at_most {
+                        return None;
+                    }
+                    let response = http
+                        .get(url("/customers?page_size=1"))
+                        .send()
+                        .await
+                        .unwrap();
+                    match response.status() {
+                        StatusCode::OK => {
+                            admitted.fetch_add(1, Ordering::SeqCst);
+                        }
+                        StatusCode::TOO_MANY_REQUESTS => {
+                            let limit_header = response
+                                .headers()
+                                .get_all("x-ratelimit-limit")
+                                .iter()
+                                .map(|v| v.to_str().unwrap_or_default().to_owned())
+                                .collect::<Vec<_>>()
+                                .join(", ");
+                            let body: serde_json::Value = response.json().await.unwrap();
+                            return Some(Refusal {
+                                limit_header,
+                                message: body["message"].as_str().unwrap_or_default().to_owned(),
+                            });
+                        }
+                        other => panic!("unexpected {other}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut refusal = None;
+    for task in tasks {
+        if let Some(r) = task.await.unwrap() {
+            refusal = Some(r);
+        }
+    }
+    (admitted.load(Ordering::SeqCst), refusal)
+}
+
+#[tokio::test]
+async fn fifty_clients_on_one_address_get_exactly_the_global_limit() {
+    let limit = limits::customers_per_minute();
+    start_of_a_window(Duration::from_secs(20)).await;
+    let ip = fresh_client_ip();
+    let started = Instant::now();
+    let (admitted, refusal) = spend(ip, 50, 2 * limit).await;
+    let refusal = refusal.expect("never refused");
+    println!(
+        "FIGURES global limit: 50 clients on {ip} admitted {admitted} of limit {limit} in {:.0} ms; \
+         refused with x-ratelimit-limit {:?}, message {:?}",
+        started.elapsed().as_secs_f64() * 1000.0,
+        refusal.limit_header,
+        refusal.message
+    );
+    assert!(
+        refusal.is_global(),
+        "refused by the local tier: {:?} {:?}",
+        refusal.limit_header,
+        refusal.message
+    );
+    assert_eq!(
+        admitted, limit,
+        "admitted {admitted}, the global limit is {limit}"
+    );
+}
+
+#[tokio::test]
+async fn grpc_and_rest_share_the_global_count() {
+    let limit = limits::customers_per_minute();
+    start_of_a_window(Duration::from_secs(20)).await;
+    let ip = fresh_client_ip();
+    // Half the window's allowance over gRPC, the rest must be exactly what
+    // REST still gets.
+    let half = limit / 2;
+    let channel = e2e::grpc_channel(ip).await.unwrap();
+    let mut client =
+        api::customer::v1::customer_service_client::CustomerServiceClient::new(channel);
+    for _ in 0..half {
+        client
+            .list_customers(api::customer::v1::ListCustomersRequest {
+                page_size: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let (admitted, refusal) = spend(ip, 4, limit).await;
+    assert!(refusal.expect("never refused").is_global());
+    assert_eq!(admitted, limit - half, "REST after {half} gRPC calls");
+    let status = client
+        .list_customers(api::customer::v1::ListCustomersRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+}
