@@ -14,17 +14,21 @@ default:
 
 # ---- quick start ----
 
-# Bring the local stack up: both services + Envoy Gateway (standalone) on :8080
-up: _build-services
-    cargo xtask stack up dev
+# Bring the local stack up: both services + Envoy Gateway (standalone) on :8080; `just up scale`: two instances each on PostgreSQL, global rate limits
+up profile="dev": _build-services
+    cargo xtask stack up {{profile}}
     @cargo xtask examples
 
 # Stop the local stack (every profile)
 down:
     cargo xtask stack down
 
+# Stop a profile and delete its state, e.g. the scale profile's database: `just reset scale`
+reset profile:
+    cargo xtask stack reset {{profile}}
+
 # Everything CI checks, offline first, then every suite through a real gateway (a running dev stack is stopped for the suites that need their own)
-test: test-rust test-offline test-k8s check-openapi test-e2e test-faults fuzz test-auth bench-smoke test-cluster
+test: test-rust test-offline test-k8s check-openapi test-e2e test-faults test-scale fuzz test-auth bench-smoke test-cluster
 
 # Print the line that puts the pinned tools (grpcurl, ...) on a shell's PATH: eval "$(just shell-env)"
 shell-env:
@@ -108,6 +112,10 @@ fuzz: (tools "reliability") _build-services
 # Services killed and restarted under load behind the gateway, two instances each (ha profile)
 test-faults: _build-services
     cargo xtask e2e faults
+
+# The stack as it scales out (scale profile): the global rate-limit tier across an Envoy restart and with Redis down
+test-scale: _build-services
+    cargo xtask e2e scale
 
 # ---- auth (docs/auth.md) ----
 

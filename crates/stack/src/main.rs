@@ -36,6 +36,8 @@ enum Cmd {
     },
     /// Stop exactly what `up` started (no PROFILE: every profile that runs)
     Down { profile: Option<String> },
+    /// Stop PROFILE and delete its state (logs, certificates, the scale profile's database)
+    Reset { profile: String },
     /// What runs, per profile
     Status,
     /// Exit 0 when every process of PROFILE is alive and ready
@@ -108,6 +110,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Cmd::Up { profile } => runner.up(&profile).map(|()| ExitCode::SUCCESS),
         Cmd::Down { profile } => runner.down(profile.as_deref()).map(|()| ExitCode::SUCCESS),
+        Cmd::Reset { profile } => runner.reset(&profile).map(|()| ExitCode::SUCCESS),
         Cmd::Status => runner.status().map(|()| ExitCode::SUCCESS),
         Cmd::Running { profile } => runner.running(&profile).map(ok),
         Cmd::Restart { profile, instance } => runner

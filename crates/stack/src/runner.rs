@@ -413,6 +413,24 @@ impl Runner {
         Ok(true)
     }
 
+    /// `reset PROFILE`: stop it, then delete its state directory, so the
+    /// next `up` starts from nothing (a fresh database for `scale`).
+    pub fn reset(&mut self, profile: &str) -> Result<(), Error> {
+        // Only a profile of the file names a directory that may be deleted.
+        self.profiles.profile(profile)?;
+        let _lock = self.lock()?;
+        self.down_unlocked(profile)?;
+        let state = self.state(profile);
+        match fs::remove_dir_all(&state) {
+            Ok(()) => say(format!("{profile}: state deleted ({})", state.display())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                say(format!("{profile}: no state to delete"));
+            }
+            Err(err) => return Err(Error::io(&state)(err)),
+        }
+        Ok(())
+    }
+
     /// `down PROFILE`, or every profile that runs.
     pub fn down(&mut self, profile: Option<&str>) -> Result<(), Error> {
         let _lock = self.lock()?;

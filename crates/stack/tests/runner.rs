@@ -448,3 +448,21 @@ fn the_command_line_is_checked() {
     let err = s.fails(&["restart", "t", "web"]);
     assert!(err.contains("profile t is not running"), "{err}");
 }
+
+#[test]
+fn reset_stops_the_profile_and_deletes_only_its_state() {
+    let s = Scratch::new("reset");
+    s.ok(&["up", "other"]);
+    let (web, _) = s.pid_file("other", "web");
+    let out = s.ok(&["reset", "other"]);
+    assert!(out.contains("other: state deleted"), "{out}");
+    assert!(wait_dead(web));
+    assert!(!s.state("other").exists());
+    // Nothing outside the profile's own directory, and no unknown profile.
+    assert!(s.root.join("web.sh").exists());
+    let err = s.fails(&["reset", ".."]);
+    assert!(err.contains(".."), "{err}");
+    assert!(s.root.exists());
+    let out = s.ok(&["reset", "other"]);
+    assert!(out.contains("other: no state to delete"), "{out}");
+}

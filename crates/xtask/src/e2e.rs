@@ -1,5 +1,5 @@
 //! Which e2e suites run on which stack: the one table behind `just
-//! test-offline`, `test-e2e`, `test-faults` and `test-auth`. crates/e2e is
+//! test-offline`, `test-e2e`, `test-faults`, `test-scale` and `test-auth`. crates/e2e is
 //! outside the workspace's default-members (its tests need tools or a
 //! stack); the suites that change the stack are `test = false` there and
 //! run only when a suite below names them.
@@ -44,6 +44,16 @@ pub const SUITES: &[Suite] = &[
         name: "faults",
         targets: &["faults"],
         profile: Some("ha"),
+        stop_others: true,
+        env: &[],
+        test_args: &["--test-threads=1", "--nocapture"],
+    },
+    // The global rate-limit tier on one Envoy: waits for fresh minute
+    // windows, restarts Envoy and stops Redis, so one test at a time.
+    Suite {
+        name: "scale",
+        targets: &["global_limits", "global_faults"],
+        profile: Some("scale"),
         stop_others: true,
         env: &[],
         test_args: &["--test-threads=1", "--nocapture"],
@@ -130,7 +140,7 @@ mod tests {
         assert!(
             suite("nope")
                 .unwrap_err()
-                .contains("offline, dev, faults, auth")
+                .contains("offline, dev, faults, scale, auth")
         );
     }
 
