@@ -678,7 +678,7 @@ mod tests {
             }
             let env = [
                 ("PATH".to_owned(), bin.display().to_string()),
-                ("ENVOY_VERSION".to_owned(), "1.40.0".to_owned()),
+                ("ENVOY_VERSION".to_owned(), "9.9.9-test".to_owned()),
             ]
             .into();
             Self {
@@ -787,7 +787,7 @@ mod tests {
         assert!(!config.1.contains("${"));
         assert!(gateway.prepare.contains(&Prepare {
             step: Step::Link {
-                path: state.join("data/envoy-versions/1.40.0/bin/envoy"),
+                path: state.join("data/envoy-versions/9.9.9-test/bin/envoy"),
                 target: fixture.dir.join("bin/envoy"),
             },
             always: false,
