@@ -2,5 +2,6 @@
 //! (`pins.toml`), their installer, and the checks behind the justfile's
 //! recipes. `src/main.rs` is the `cargo xtask` command line over it.
 
+pub mod k8s;
 pub mod pins;
 pub mod tools;

@@ -25,6 +25,9 @@ enum Task {
     },
     /// Print one tool's pinned version
     Pin { name: String },
+    // ---- kubernetes (src/k8s) ----
+    #[command(flatten)]
+    K8s(xtask::k8s::Task),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn run(task: Task) -> Result<(), Error> {
             }
         }
         Task::Pin { name } => println!("{}", pins.version(&name)?),
+        Task::K8s(task) => xtask::k8s::run(task, &pins)?,
     }
     Ok(())
 }
