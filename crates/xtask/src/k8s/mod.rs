@@ -5,6 +5,7 @@
 
 pub mod address;
 pub mod auth;
+pub mod cluster;
 pub mod cmd;
 pub mod context;
 pub mod deploy;

@@ -3,7 +3,9 @@
 
 use clap::Subcommand;
 
-use super::{Result, address, auth, deploy, image, image_check, offline, root, smoke, work_dir};
+use super::{
+    Result, address, auth, cluster, deploy, image, image_check, offline, root, smoke, work_dir,
+};
 use crate::{pins::Pins, tools};
 
 /// Kubernetes schema version kubectl-validate checks built-in kinds against:
@@ -44,6 +46,8 @@ pub enum Task {
     },
     /// Remove everything `deploy` created (the CRDs stay)
     Undeploy,
+    /// The local cluster end to end (CI): up, images, deploy, smoke, every e2e suite and the cluster faults, undeploy, down
+    TestCluster,
 }
 
 pub fn run(task: Task, pins: &Pins) -> Result<()> {
@@ -96,5 +100,9 @@ pub fn run(task: Task, pins: &Pins) -> Result<()> {
         Task::Status => deploy::status(&work),
         Task::Logs { args } => deploy::logs(&args),
         Task::Undeploy => deploy::undeploy(&root, &work),
+        Task::TestCluster => {
+            tools::ensure(pins, &["default", "k8s"])?;
+            cluster::test(&root, &work, eg)
+        }
     }
 }
