@@ -165,6 +165,23 @@ mod tests {
     }
 
     #[test]
+    fn the_tools_directory_comes_first_on_path() {
+        let path = tools_path().unwrap();
+        let dirs: Vec<_> = std::env::split_paths(&path).collect();
+        assert_eq!(dirs[0], crate::tools::bin_dir());
+        assert_eq!(
+            dirs.iter().filter(|d| **d == dirs[0]).count(),
+            1,
+            "not twice"
+        );
+        let seen = cmd("sh").args(["-c", "echo $PATH"]).read().unwrap();
+        assert!(
+            seen.starts_with(&crate::tools::bin_dir().display().to_string()),
+            "{seen}"
+        );
+    }
+
+    #[test]
     fn a_missing_program_is_a_spawn_error() {
         let err = cmd("no-such-program-xtask").run().unwrap_err();
         assert!(matches!(err, Error::Spawn { .. }), "{err}");

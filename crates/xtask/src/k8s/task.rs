@@ -54,7 +54,13 @@ pub fn run(task: Task, pins: &Pins) -> Result<()> {
     let (root, work) = (root(), work_dir());
     let eg = pins.version("envoy-gateway")?;
     match task {
-        Task::Images => image::build(&root),
+        Task::Images => {
+            // Without a Docker engine the local cluster's builder needs buildah.
+            if !image::docker() {
+                tools::ensure(pins, &["buildah"])?;
+            }
+            image::build(&root)
+        }
         Task::ImageTag => {
             println!("{}", image::current_tag(&root)?);
             Ok(())
