@@ -112,3 +112,36 @@ pub fn run(task: Task, pins: &Pins) -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        task: Task,
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn logs_passes_kubectl_flags_through() {
+        let cli = Cli::try_parse_from(["xtask", "logs", "-f", "--since=1m"]).unwrap();
+        match cli.task {
+            Task::Logs { args } => assert_eq!(args, ["-f", "--since=1m"]),
+            _ => panic!("not logs"),
+        }
+        let cli = Cli::try_parse_from(["xtask", "test-k8s", "--no-image-check"]).unwrap();
+        assert!(matches!(
+            cli.task,
+            Task::TestK8s {
+                no_image_check: true
+            }
+        ));
+    }
+}
