@@ -22,6 +22,10 @@ const FILTER_ORDER: [&str; 4] = [
     "envoy.filters.http.local_ratelimit",
 ];
 
+/// The cluster overlay as `egctl x translate` can take it offline (Service
+/// ClusterIPs, default listener names); shared with the envoy-ext tests.
+pub const TRANSLATE_OVERLAY: &str = "envoy-ext/tests/translate";
+
 /// The claim header the per-user limit keys on (k8s/auth: claimToHeaders).
 const USER_HEADER: &str = "x-user-id";
 
@@ -181,6 +185,19 @@ mod tests {
             for regex in role_regexes(svc) {
                 assert!(policies.contains(&format!("'{regex}'")), "{regex}");
             }
+        }
+    }
+
+    #[test]
+    fn the_inputs_exist() {
+        let root = crate::k8s::root();
+        for dir in [
+            TRANSLATE_OVERLAY,
+            "k8s/keycloak",
+            "k8s/auth",
+            "k8s/overlays/local-auth",
+        ] {
+            assert!(root.join(dir).join("kustomization.yaml").is_file(), "{dir}");
         }
     }
 
