@@ -136,7 +136,7 @@ render_gateway_config() {
   sed -e "s|@RESOURCES_DIR@|$state_dir/resources|" -e "s|@STATE_DIR@|$state_dir|g" \
     "$repo_root/envoy-ext/standalone/envoy-gateway.yaml.in" >"$state_dir/envoy-gateway.yaml"
   # Written atomically: the File provider watches this directory.
-  kubectl kustomize "$overlay" >"$state_dir/gateway.yaml.tmp"
+  kubectl kustomize "$overlay" | sed "s|@ENVOY_VERSION@|$envoy_version|g" >"$state_dir/gateway.yaml.tmp"
   mv "$state_dir/gateway.yaml.tmp" "$state_dir/resources/gateway.yaml"
   if [ ! -f "$state_dir/config/certs/envoy/tls.crt" ]; then
     envoy-gateway certgen --local --config-home "$state_dir/config" >"$logs/certgen.log" 2>&1

@@ -25,18 +25,17 @@ set -o errexit -o nounset -o pipefail
 # shellcheck source=k8s/local-cluster/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# ---- pins (Debian bookworm packages; Kubernetes and etcd in components/go.mod) -
-containerd_apt=1.6.20~ds1-1+deb12u3
-cni_plugins_apt=1.1.1+ds1-3+b5
-runc_apt=1.1.5+ds1-1+deb12u1
-conntrack_apt=1:1.4.7-1+b2
+# Pins: the Debian bookworm packages in crates/xtask/pins.toml (group
+# `cluster`), Kubernetes and etcd in components/go.mod.
 cni_bin_dir=/usr/lib/cni
 
 # ---- install and build -----------------------------------------------------------
 
 install_packages() { # Debian's containerd, runc and CNI plugins, pinned
-  local want=("containerd=$containerd_apt" "containernetworking-plugins=$cni_plugins_apt"
-    "runc=$runc_apt" "conntrack=$conntrack_apt") missing=() pkg
+  local CONTAINERD_VERSION CONTAINERNETWORKING_PLUGINS_VERSION RUNC_VERSION CONNTRACK_VERSION
+  eval "$(cd "$repo_root" && cargo xtask pins --shell | grep -E '^(CONTAINERD|CONTAINERNETWORKING_PLUGINS|RUNC|CONNTRACK)_VERSION=')"
+  local want=("containerd=$CONTAINERD_VERSION" "containernetworking-plugins=$CONTAINERNETWORKING_PLUGINS_VERSION"
+    "runc=$RUNC_VERSION" "conntrack=$CONNTRACK_VERSION") missing=() pkg
   for pkg in "${want[@]}"; do
     [ "$(dpkg-query -W -f='${Version}' "${pkg%%=*}" 2>/dev/null)" = "${pkg#*=}" ] || missing+=("$pkg")
   done

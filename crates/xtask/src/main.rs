@@ -2,10 +2,11 @@
 //! recipe is a one-liner that calls a task here, so the deciding code (which
 //! tool version, what a check accepts, which order) is Rust with tests.
 
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
-use xtask::{pins::Pins, tools};
+use xtask::{bench, e2e, fuzz, pins::Pins, readme, stack, token, tools};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "The tasks behind the justfile")]
@@ -25,6 +26,38 @@ enum Task {
     },
     /// Print one tool's pinned version
     Pin { name: String },
+    /// Print `export PATH=...` with the pinned tools first (eval it in a shell)
+    ShellEnv,
+    /// `cargo stack ARGS...` with its tools installed and ENVOY_VERSION (and Keycloak's paths) set
+    Stack {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
+    /// Print the README's quick-start commands (with --auth: the auth stack's)
+    Examples {
+        #[arg(long)]
+        auth: bool,
+    },
+    /// Build release binaries, run the benchmark against the bench stack (--smoke: seconds, then check the outputs)
+    Bench {
+        #[arg(long)]
+        smoke: bool,
+        out: PathBuf,
+    },
+    /// Inside `cargo stack run fuzz`: schemathesis against the gateway, then the HAR and the stack checked
+    Fuzz,
+    /// Run an e2e suite on its stack: offline (tools only), dev, faults (ha profile), auth
+    E2e { suite: String },
+    /// Fail when docs/openapi/api.swagger.yaml differs from what proto/ generates
+    CheckOpenapi,
+    /// Print an access token of a test user from the running Keycloak
+    Token {
+        user: String,
+        #[arg(default_value = "envoy-poc")]
+        realm: String,
+    },
+    /// rustfmt, clippy -D warnings, buf lint, buf breaking against the previous commit
+    Lint,
     // ---- kubernetes (src/k8s) ----
     #[command(flatten)]
     K8s(xtask::k8s::Task),
@@ -32,7 +65,7 @@ enum Task {
 
 fn main() -> ExitCode {
     match run(Cli::parse().task) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
@@ -42,7 +75,7 @@ fn main() -> ExitCode {
 
 type Error = Box<dyn std::error::Error>;
 
-fn run(task: Task) -> Result<(), Error> {
+fn run(task: Task) -> Result<ExitCode, Error> {
     let pins = Pins::load()?;
     match task {
         Task::Tools { names } => {
@@ -61,6 +94,281 @@ fn run(task: Task) -> Result<(), Error> {
         }
         Task::Pin { name } => println!("{}", pins.version(&name)?),
         Task::K8s(task) => xtask::k8s::run(task, &pins)?,
+        Task::ShellEnv => println!("export PATH=\"{}:$PATH\"", tools::bin_dir().display()),
+        Task::Stack { args } => return status(&mut stack::command(&pins, &args)?),
+        Task::Examples { auth: false } => {
+            println!("\nTry it (REST through the transcoder, gRPC through the GRPCRoutes):");
+            for example in readme::examples(readme::README) {
+                println!("  {}", example.command);
+            }
+            println!("Logs: .local/stack/dev/logs/. Stop: just down");
+        }
+        Task::Examples { auth: true } => {
+            println!("Try: curl -si localhost:8080/customers  (401), then");
+            println!(
+                "     curl -s -H \"authorization: Bearer $(just token alice)\" localhost:8080/customers"
+            );
+            println!(
+                "Users (password = name): alice reader, bob writer, carol admin, dave no role. Stop: just down"
+            );
+        }
+        Task::Bench { smoke, out } => return run_bench(&pins, smoke, &out),
+        Task::Fuzz => return run_fuzz(),
+        Task::E2e { suite } => return run_e2e(&pins, e2e::suite(&suite)?),
+        Task::CheckOpenapi => return check_openapi(),
+        Task::Token { user, realm } => {
+            let out = Command::new("curl")
+                .args(["-sS", &token::endpoint(&realm)])
+                .args(["-d", "grant_type=password", "-d"])
+                .arg(format!("client_id={}", token::CLIENT_ID))
+                .arg("-d")
+                .arg(format!("username={user}"))
+                .arg("-d")
+                .arg(format!("password={user}"))
+                .output()?;
+            if !out.status.success() {
+                return Err(format!(
+                    "Keycloak not reachable at {}: run 'just up-auth' ({})",
+                    token::KEYCLOAK_URL,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )
+                .into());
+            }
+            println!(
+                "{}",
+                token::access_token(&String::from_utf8_lossy(&out.stdout))?
+            );
+        }
+        Task::Lint => {
+            for (program, args) in [
+                ("cargo", &["fmt", "--all", "--check"][..]),
+                (
+                    "cargo",
+                    &[
+                        "clippy",
+                        "--workspace",
+                        "--all-targets",
+                        "--all-features",
+                        "--locked",
+                        "--",
+                        "-D",
+                        "warnings",
+                    ],
+                ),
+                ("buf", &["lint", "proto"]),
+                (
+                    "buf",
+                    &[
+                        "breaking",
+                        "proto",
+                        "--against",
+                        ".git#ref=HEAD~1,subdir=proto",
+                    ],
+                ),
+            ] {
+                let code = status(
+                    Command::new(program)
+                        .args(args)
+                        .env("PATH", tools::path_with_tools()),
+                )?;
+                if code != ExitCode::SUCCESS {
+                    return Ok(code);
+                }
+            }
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `command`, passing its exit status on.
+fn status(command: &mut Command) -> Result<ExitCode, Error> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+fn run_bench(pins: &Pins, smoke: bool, out: &Path) -> Result<ExitCode, Error> {
+    tools::ensure(pins, &["default", "bench"])?;
+    let build = status(Command::new("cargo").args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "customer-service",
+        "-p",
+        "product-service",
+        "-p",
+        "bench",
+    ]))?;
+    if build != ExitCode::SUCCESS {
+        return Ok(build);
+    }
+    if smoke && out.exists() {
+        std::fs::remove_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    let records = if smoke {
+        bench::SMOKE_RECORDS.to_string()
+    } else {
+        std::env::var("BENCH_RECORDS").unwrap_or_else(|_| bench::RECORDS_DEFAULT.to_string())
+    };
+    // The smoke run belongs to `just test`, which owns the machine's ports;
+    // a full run stops a dev stack only when asked (it may be someone's).
+    let mut args = vec!["run".to_string()];
+    if smoke || std::env::var("BENCH_STOP_DEV_STACK").as_deref() == Ok("1") {
+        args.push("--stop-others".into());
+    }
+    args.extend(["bench".into(), "--".into()]);
+    let bench = bench::command(
+        out,
+        &records,
+        &bench::args(smoke, |v| std::env::var(v).ok()),
+    );
+    args.push(bench.get_program().to_string_lossy().into_owned());
+    args.extend(bench.get_args().map(|a| a.to_string_lossy().into_owned()));
+    let code = status(stack::command(pins, &args)?.env("BENCH_RECORDS", &records))?;
+    if code != ExitCode::SUCCESS {
+        if !smoke {
+            eprintln!(
+                "bench: a dev stack in the way? `just down`, or BENCH_STOP_DEV_STACK=1 just bench"
+            );
+        }
+        return Ok(code);
+    }
+    if smoke {
+        println!("{}", bench::check_outputs(out)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_e2e(pins: &Pins, suite: &e2e::Suite) -> Result<ExitCode, Error> {
+    let path = tools::path_with_tools();
+    let Some(stack_args) = suite.stack_args() else {
+        tools::ensure(pins, &["default"])?;
+        let mut command = Command::new("cargo");
+        command.args(suite.cargo_test(false)).env("PATH", &path);
+        suite.apply_env(&mut command);
+        return status(&mut command);
+    };
+    // Built first: the stack (and the machine's fixed ports) is held only
+    // while the tests run.
+    let built = status(Command::new("cargo").args(suite.cargo_test(true)))?;
+    if built != ExitCode::SUCCESS {
+        return Ok(built);
+    }
+    let mut command = stack::command(pins, &stack_args)?;
+    suite.apply_env(&mut command);
+    status(&mut command)
+}
+
+fn run_fuzz() -> Result<ExitCode, Error> {
+    let (Ok(profile), Ok(state)) = (
+        std::env::var("STACK_PROFILE"),
+        std::env::var("STACK_STATE_DIR"),
+    ) else {
+        return Err("run inside `cargo stack run fuzz -- ...` (just fuzz)".into());
+    };
+    let state = PathBuf::from(state);
+    let reports = state.join("reports");
+    if reports.exists() {
+        std::fs::remove_dir_all(&reports)?;
+    }
+    std::fs::create_dir_all(&reports)?;
+    let har = reports.join("fuzz.har");
+    let env = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_string());
+    let started = std::time::Instant::now();
+    let st = status(
+        Command::new("st")
+            .args([
+                "run",
+                "docs/openapi/api.swagger.yaml",
+                "--url",
+                "http://127.0.0.1:8080",
+            ])
+            .args([
+                "--checks",
+                fuzz::CHECKS,
+                "--mode",
+                "all",
+                "--workers",
+                "2",
+                "--no-color",
+            ])
+            .args([
+                "--max-examples",
+                &env("FUZZ_EXAMPLES", fuzz::DEFAULT_EXAMPLES),
+            ])
+            .args(["--seed", &env("FUZZ_SEED", fuzz::DEFAULT_SEED)])
+            .args(["--report", "har", "--report-har-path"])
+            .arg(&har),
+    )?;
+    println!(
+        "schemathesis: {st:?} after {}s",
+        started.elapsed().as_secs()
+    );
+    let mut failures = Vec::new();
+    if st != ExitCode::SUCCESS {
+        failures.push("schemathesis reported failures".to_string());
+    }
+    let summary = fuzz::summarize(&har)?;
+    println!("{summary}");
+    std::fs::write(reports.join("summary.txt"), format!("{summary}\n"))?;
+    failures.extend(summary.failures());
+    for log in fuzz::panicked_logs(&state.join("logs"))? {
+        failures.push(format!("a process panicked: {}", log.display()));
+    }
+    if status(Command::new("cargo").args(["stack", "running", &profile]))? != ExitCode::SUCCESS {
+        failures.push("the stack is not healthy after the fuzz run".into());
+    }
+    if failures.is_empty() {
+        println!("fuzz: ok");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for failure in failures {
+        eprintln!("FAIL: {failure}");
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+fn check_openapi() -> Result<ExitCode, Error> {
+    const SPEC: &str = "docs/openapi/api.swagger.yaml";
+    let out = std::env::temp_dir().join(format!("xtask-openapi-{}", std::process::id()));
+    let generated = status(
+        Command::new("buf")
+            .args([
+                "generate",
+                "proto",
+                "--template",
+                "docs/openapi/buf.gen.yaml",
+                "--output",
+            ])
+            .arg(&out)
+            .env("PATH", tools::path_with_tools()),
+    )?;
+    let fresh = generated == ExitCode::SUCCESS
+        && std::fs::read(SPEC)? == std::fs::read(out.join("api.swagger.yaml"))?;
+    if !fresh && generated == ExitCode::SUCCESS {
+        // Show the difference; the comparison above decides.
+        let _ = Command::new("diff")
+            .arg("-u")
+            .arg(SPEC)
+            .arg(out.join("api.swagger.yaml"))
+            .status();
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    if generated != ExitCode::SUCCESS {
+        return Ok(generated);
+    }
+    if fresh {
+        println!("{SPEC} is what proto/ generates");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("FAIL: {SPEC} is stale: run 'just openapi' and commit it");
+        Ok(ExitCode::FAILURE)
+    }
 }

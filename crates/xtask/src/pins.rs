@@ -304,12 +304,12 @@ mod tests {
     fn shell_lines_are_named_after_the_tool() {
         let pins = Pins::parse(
             "[tool.envoy-gateway]\nversion = \"v1\"\ngroup = \"g\"\nkind = \"pin\"\n\
-             [tool.conntrack]\nversion = \"1:1.4.7-1+b2\"\ngroup = \"g\"\nkind = \"pin\"\n",
+             [tool.conntrack]\nversion = \"1:2.3-4+b5\"\ngroup = \"g\"\nkind = \"pin\"\n",
         )
         .unwrap();
         assert_eq!(
             pins.shell(),
-            "CONNTRACK_VERSION='1:1.4.7-1+b2'\nENVOY_GATEWAY_VERSION='v1'\n"
+            "CONNTRACK_VERSION='1:2.3-4+b5'\nENVOY_GATEWAY_VERSION='v1'\n"
         );
     }
 }

@@ -66,6 +66,15 @@ pub fn bin_dir() -> PathBuf {
     dir().join("bin")
 }
 
+/// `PATH` with the tools first, as the recipes have it.
+pub fn path_with_tools() -> std::ffi::OsString {
+    let mut dirs = vec![bin_dir()];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path).filter(|d| *d != bin_dir()));
+    }
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
 /// Where a cargo or maven tool is unpacked: `<tools>/<name>-<version>`.
 pub fn home(tool: &Tool) -> PathBuf {
     dir().join(format!("{}-{}", tool.name, tool.version))

@@ -2,7 +2,7 @@
 //! command line in every error.
 
 use std::{
-    ffi::{OsStr, OsString},
+    ffi::OsStr,
     fs::File,
     path::Path,
     process::{Child, Command, Output, Stdio},
@@ -20,21 +20,12 @@ pub struct Cmd {
 pub fn cmd(program: impl AsRef<OsStr>) -> Cmd {
     let program = program.as_ref();
     let mut command = Command::new(program);
-    if let Some(path) = tools_path() {
-        // On Unix the child's PATH is also where `program` is looked up.
-        command.env("PATH", path);
-    }
+    // On Unix the child's PATH is also where `program` is looked up.
+    command.env("PATH", crate::tools::path_with_tools());
     Cmd {
         command,
         line: program.to_string_lossy().into_owned(),
     }
-}
-
-fn tools_path() -> Option<OsString> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let bin = crate::tools::bin_dir();
-    let rest = std::env::split_paths(&path).filter(|p| *p != bin);
-    std::env::join_paths(std::iter::once(bin.clone()).chain(rest)).ok()
 }
 
 /// kubectl in a namespace.
@@ -166,14 +157,6 @@ mod tests {
 
     #[test]
     fn the_tools_directory_comes_first_on_path() {
-        let path = tools_path().unwrap();
-        let dirs: Vec<_> = std::env::split_paths(&path).collect();
-        assert_eq!(dirs[0], crate::tools::bin_dir());
-        assert_eq!(
-            dirs.iter().filter(|d| **d == dirs[0]).count(),
-            1,
-            "not twice"
-        );
         let seen = cmd("sh").args(["-c", "echo $PATH"]).read().unwrap();
         assert!(
             seen.starts_with(&crate::tools::bin_dir().display().to_string()),

@@ -1,7 +1,10 @@
 //! Envoy Gateway's own translator, offline: `egctl x translate` turns the
-//! cluster overlay (through `tests/translate/`, see its kustomization) into
-//! the xDS that Envoy would receive, and we check what this project relies
-//! on. Needs `kubectl` and `egctl` on PATH (`just tools`; `just test` runs it).
+//! cluster overlay (through `envoy-ext/tests/translate/`, see its
+//! kustomization) into the xDS that Envoy would receive, and we check what
+//! this project relies on. Needs `kubectl` and `egctl` on PATH (`just tools`;
+//! `just test-offline` runs it): it lives in crates/e2e with every other test
+//! that needs a tool or a stack, which a plain `cargo test` on a fresh clone
+//! has neither of.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::{path::Path, process::Command, sync::OnceLock};
@@ -29,7 +32,7 @@ fn run(program: &str, args: &[&str], stdin_file: Option<&Path>) -> String {
 fn translation() -> &'static Value {
     static TRANSLATION: OnceLock<Value> = OnceLock::new();
     TRANSLATION.get_or_init(|| {
-        let overlay = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/translate");
+        let overlay = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../envoy-ext/tests/translate");
         let rendered = run("kubectl", &["kustomize", overlay.to_str().unwrap()], None);
         let input =
             std::env::temp_dir().join(format!("envoy-ext-translate-{}.yaml", std::process::id()));

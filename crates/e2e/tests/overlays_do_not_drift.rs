@@ -2,7 +2,8 @@
 //! `k8s/gateway/` reaches both overlays unchanged, except for the two things
 //! a machine without Kubernetes forces on the local one (backendRefs to
 //! `Backend`s instead of Services, and a GatewayClass pointing at the pinned
-//! host Envoy). Needs `kubectl` on PATH (`just tools`).
+//! host Envoy). Needs `kubectl` on PATH (`just tools`; `just test-offline`
+//! runs it), hence its place in crates/e2e.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::{collections::BTreeMap, path::Path, process::Command};
@@ -11,7 +12,9 @@ use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
 fn render(dir: &str) -> Vec<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(dir);
     let output = Command::new("kubectl")
         .arg("kustomize")
         .arg(&path)
@@ -125,7 +128,7 @@ fn every_local_backend_stands_for_a_cluster_service() {
 /// machine from the same pinned releases.
 #[test]
 fn the_local_cluster_only_swaps_images_for_locally_built_ones() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let values: Value = serde_norway::from_str(
         &std::fs::read_to_string(root.join("k8s/local-cluster/eg-values.yaml")).unwrap(),
     )
@@ -139,28 +142,21 @@ fn the_local_cluster_only_swaps_images_for_locally_built_ones() {
     };
     assert_eq!(keys(&values), ["global"]);
     assert_eq!(keys(&values["global"]), ["images"]);
-    let justfile = std::fs::read_to_string(root.join("justfile")).unwrap();
-    let pin = |name: &str| {
-        justfile
-            .lines()
-            .find_map(|line| line.strip_prefix(&format!("{name} := \"")))
-            .and_then(|rest| rest.strip_suffix('"'))
-            .unwrap_or_else(|| panic!("no {name} pin in the justfile"))
-            .to_owned()
-    };
+    let pins = xtask::pins::Pins::load().unwrap();
+    let pin = |name: &str| pins.version(name).unwrap().to_owned();
     let expected = [
         (
             "envoyGateway",
             format!(
                 "envoy-poc.local/envoyproxy/gateway:{}",
-                pin("envoy_gateway_version")
+                pin("envoy-gateway")
             ),
         ),
         (
             "envoyProxy",
             format!(
                 "envoy-poc.local/envoyproxy/envoy:distroless-v{}",
-                pin("envoy_version")
+                pin("envoy")
             ),
         ),
     ];
