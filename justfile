@@ -6,7 +6,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 tools_dir := env("ENVOY_POC_TOOLS", env("HOME") / ".cache/envoy-poc/tools")
 tools_bin := tools_dir / "bin"
 export PATH := tools_bin + ":" + env("PATH")
-envoy_gateway_version := `cargo xtask pin envoy-gateway`
+envoy_gateway_version := `cargo xtask pin envoy-gateway`  # the Kubernetes recipes; unused once they are xtask
 
 # Show the recipes
 default:

@@ -1,18 +1,22 @@
-//! Renders the EnvoyPatchPolicies that Envoy Gateway has no first-class API
-//! for, into `k8s/gateway/`:
+//! Renders the gateway's committed Kubernetes objects:
 //!
-//! - `transcoder.yaml` puts Envoy's gRPC-JSON transcoder at the head of the gateway
-//!   listener's HTTP filters. Everything in it that depends on the API (the
-//!   descriptor set, the services) comes from [`api::DESCRIPTOR_SET`], so the
-//!   REST surface can never drift from the protos.
-//! - `error-responses.yaml` makes the gateway's own errors match the
-//!   services': RESOURCE_EXHAUSTED for rate-limited gRPC calls, and JSON
-//!   bodies in the google.rpc.Status shape for REST callers.
+//! - the EnvoyPatchPolicies that Envoy Gateway has no first-class API for,
+//!   into `k8s/gateway/`: `transcoder.yaml` puts Envoy's gRPC-JSON transcoder
+//!   at the head of the gateway listener's HTTP filters (everything in it
+//!   that depends on the API comes from [`api::DESCRIPTOR_SET`], so the REST
+//!   surface can never drift from the protos); `error-responses.yaml` makes
+//!   the gateway's own errors match the services' (RESOURCE_EXHAUSTED for
+//!   rate-limited gRPC calls, google.rpc.Status JSON bodies for REST);
+//! - every object that repeats per service (routes, traffic and security
+//!   policies, Backends, Deployments), from the service table
+//!   ([`services::ServiceTable`], `envoy-ext/services.toml`; see
+//!   [`manifests`]).
 //!
 //! The output is committed; a test fails when it is stale (`just render`
 //! rewrites it).
 
 mod error_responses;
+pub mod manifests;
 pub mod services;
 
 pub use error_responses::render_error_responses_policy;
@@ -20,17 +24,93 @@ pub use error_responses::render_error_responses_policy;
 use base64::Engine;
 use prost::Message;
 use prost_types::FileDescriptorSet;
+use services::{ServiceTable, TableError};
 
-/// Repository-relative directory the policies are rendered into.
-pub const OUTPUT_DIR: &str = "k8s/gateway";
+/// Why the committed files cannot be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("the descriptor set does not decode: {0}")]
+    Descriptor(#[from] prost::DecodeError),
+    #[error(transparent)]
+    Table(#[from] TableError),
+    #[error(
+        "services.toml and proto/ disagree: the table routes {table:?}, the API has {api:?} \
+         (a new service is a proto, a crate and a row: docs/adding-a-service.md)"
+    )]
+    Mismatch {
+        table: Vec<String>,
+        api: Vec<String>,
+    },
+}
 
-/// Every rendered file: its name in [`OUTPUT_DIR`] and its content.
+/// Every rendered file: its path relative to the repository root and its
+/// content. The table must route exactly the API's services.
 pub fn render_all(
     descriptor_set: &[u8],
-) -> Result<Vec<(&'static str, String)>, prost::DecodeError> {
+    table: &ServiceTable,
+) -> Result<Vec<(&'static str, String)>, RenderError> {
+    let mut api = api_services(descriptor_set)?;
+    let mut routed: Vec<String> = table
+        .services
+        .iter()
+        .map(services::Service::grpc_path_prefix)
+        .collect();
+    api.sort();
+    routed.sort();
+    if api != routed {
+        return Err(RenderError::Mismatch { table: routed, api });
+    }
+    let version = env!("CARGO_PKG_VERSION");
     Ok(vec![
-        ("transcoder.yaml", render_transcoder_policy(descriptor_set)?),
-        ("error-responses.yaml", render_error_responses_policy()),
+        (
+            "k8s/gateway/transcoder.yaml",
+            render_transcoder_policy(descriptor_set)?,
+        ),
+        (
+            "k8s/gateway/error-responses.yaml",
+            render_error_responses_policy(),
+        ),
+        ("k8s/gateway/grpcroutes.yaml", manifests::grpcroutes(table)),
+        (
+            "k8s/gateway/backend-traffic.yaml",
+            manifests::backend_traffic(table),
+        ),
+        (
+            "k8s/overlays/local/backends.yaml",
+            manifests::local_backends(table)?,
+        ),
+        (
+            "k8s/overlays/local/reflection-backendrefs.yaml",
+            manifests::reflection_backendrefs(table),
+        ),
+        (
+            "k8s/overlays/ha/kustomization.yaml",
+            manifests::ha_kustomization(table)?,
+        ),
+        (
+            "k8s/overlays/cluster/kustomization.yaml",
+            manifests::cluster_kustomization(table, version),
+        ),
+        (
+            "k8s/auth/kustomization.yaml",
+            manifests::auth_kustomization(table),
+        ),
+        (
+            "k8s/auth/securitypolicies.yaml",
+            manifests::security_policies(table),
+        ),
+        (
+            "k8s/base/services.yaml",
+            manifests::base_services(table, version),
+        ),
+        (
+            "k8s/base/networkpolicy.yaml",
+            manifests::network_policy(table),
+        ),
+        (
+            "envoy-ext/tests/translate/kustomization.yaml",
+            manifests::translate_kustomization(table),
+        ),
     ])
 }
 
@@ -190,6 +270,32 @@ mod tests {
                 api::product::v1::SERVICE_NAME
             ]
         );
+    }
+
+    #[test]
+    fn listener_and_route_names_follow_the_table_port() {
+        let table = ServiceTable::committed().unwrap();
+        assert_eq!(LISTENER_NAME, format!("tcp-{}", table.gateway.port));
+        assert_eq!(ROUTE_CONFIG_NAME, format!("http-{}", table.gateway.port));
+    }
+
+    #[test]
+    fn patch_policies_target_the_table_gateway() {
+        let table = ServiceTable::committed().unwrap();
+        let head = policy_header("x", "y");
+        assert!(head.contains(&format!("\n  namespace: {}\n", table.gateway.namespace)));
+        assert!(head.contains(&format!(
+            "\n    kind: Gateway\n    name: {}\n",
+            table.gateway.name
+        )));
+    }
+
+    #[test]
+    fn a_table_without_an_api_service_does_not_render() {
+        let mut table = ServiceTable::committed().unwrap();
+        table.services.pop();
+        let err = render_all(api::DESCRIPTOR_SET, &table).unwrap_err();
+        assert!(matches!(err, RenderError::Mismatch { .. }), "{err}");
     }
 
     #[test]

@@ -42,10 +42,19 @@ pub struct Service {
     pub name: String,
     pub package: String,
     pub grpc_service: String,
+    pub env_prefix: String,
     pub port: u16,
     pub rest_collection: String,
     pub limit_per_minute: u32,
     pub user_limit_per_minute: u32,
+}
+
+/// One process of the standalone stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance<'a> {
+    pub name: String,
+    pub service: &'a Service,
+    pub port: u16,
 }
 
 /// Why a table cannot be used.
@@ -86,6 +95,17 @@ impl ServiceTable {
                     return Err(TableError::Invalid(format!("duplicate {key}")));
                 }
             }
+            if service.env_prefix.is_empty()
+                || !service
+                    .env_prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(TableError::Invalid(format!(
+                    "{}: env_prefix {:?} is not an environment name",
+                    service.name, service.env_prefix
+                )));
+            }
             if service.limit_per_minute == 0 || service.user_limit_per_minute == 0 {
                 return Err(TableError::Invalid(format!(
                     "{}: a limit of 0",
@@ -121,6 +141,26 @@ impl ServiceTable {
                     service.name
                 ))
             })
+    }
+
+    /// Every local instance a stack with `replicas` instances per service
+    /// runs, first instances first: instance 0 is named like its service,
+    /// instance i > 0 `<service>-<i+1>` (customer-service-2 on 50061).
+    pub fn instances(&self, replicas: u16) -> Result<Vec<Instance<'_>>, TableError> {
+        let mut instances = Vec::new();
+        for replica in 0..replicas {
+            for service in &self.services {
+                instances.push(Instance {
+                    name: match replica {
+                        0 => service.name.clone(),
+                        i => format!("{}-{}", service.name, i + 1),
+                    },
+                    service,
+                    port: self.instance_port(service, replica)?,
+                });
+            }
+        }
+        Ok(instances)
     }
 
     /// The row of a service by name.
@@ -167,6 +207,26 @@ mod tests {
     }
 
     #[test]
+    fn second_instances_follow_the_first_ones() {
+        let table = ServiceTable::committed().unwrap();
+        let listed: Vec<(String, &str, u16)> = table
+            .instances(2)
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.name, i.service.name.as_str(), i.port))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("customer-service".to_owned(), "customer-service", 50051),
+                ("product-service".to_owned(), "product-service", 50052),
+                ("customer-service-2".to_owned(), "customer-service", 50061),
+                ("product-service-2".to_owned(), "product-service", 50062),
+            ]
+        );
+    }
+
+    #[test]
     fn colliding_ports_are_rejected() {
         let text = SERVICES_TOML.replace("port = 50052", "port = 50061");
         let err = ServiceTable::parse(&text).unwrap_err();
@@ -178,6 +238,13 @@ mod tests {
         let text = SERVICES_TOML.replace("\"products\"", "\"customers\"");
         let err = ServiceTable::parse(&text).unwrap_err();
         assert!(err.to_string().contains("duplicate collection"), "{err}");
+    }
+
+    #[test]
+    fn lower_case_env_prefixes_are_rejected() {
+        let text = SERVICES_TOML.replace("\"PRODUCT\"", "\"product\"");
+        let err = ServiceTable::parse(&text).unwrap_err();
+        assert!(err.to_string().contains("env_prefix"), "{err}");
     }
 
     #[test]

@@ -23,14 +23,53 @@ pub fn gateway_url() -> String {
     std::env::var("E2E_GATEWAY").unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned())
 }
 
-/// Rate limits as configured in k8s/gateway/backend-traffic.yaml, per client IP and
-/// minute. A unit test below keeps these in step with the YAML.
+/// The service table (envoy-ext/services.toml) the gateway objects are
+/// rendered from, parsed once: the tests take names, limits and the Envoy
+/// pod selector from it. Panics (failing the test that asked) if it does not
+/// parse; `cargo test -p envoy-ext` says why.
+pub fn service_table() -> &'static envoy_ext::services::ServiceTable {
+    static TABLE: OnceLock<envoy_ext::services::ServiceTable> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        envoy_ext::services::ServiceTable::committed()
+            .unwrap_or_else(|err| panic!("the committed service table: {err}"))
+    })
+}
+
+/// Rate limits per minute, from the service table that
+/// k8s/gateway/backend-traffic.yaml and k8s/auth are rendered from, so the
+/// tests expect whatever the gateway is configured with.
 pub mod limits {
-    pub const CUSTOMERS_PER_MINUTE: u32 = 100;
-    pub const PRODUCTS_PER_MINUTE: u32 = 200;
+    use envoy_ext::services::Service;
+
+    use crate::service_table as table;
+
+    /// The table's row of a service.
+    pub fn service(name: &str) -> &'static Service {
+        table()
+            .service(name)
+            .unwrap_or_else(|| panic!("no service {name} in envoy-ext/services.toml"))
+    }
+
+    /// Per client IP, REST and gRPC together, on /customers.
+    pub fn customers_per_minute() -> u32 {
+        service("customer-service").limit_per_minute
+    }
+
+    /// Per client IP on /products.
+    pub fn products_per_minute() -> u32 {
+        service("product-service").limit_per_minute
+    }
+
+    /// Per authenticated user on /customers (with the auth layer).
+    pub fn customers_per_user_per_minute() -> u32 {
+        service("customer-service").user_limit_per_minute
+    }
+
     /// The gateway-wide default, for routes without their own policy
     /// (reflection).
-    pub const GATEWAY_DEFAULT_PER_MINUTE: u32 = 60;
+    pub fn gateway_default_per_minute() -> u32 {
+        table().gateway.default_limit_per_minute
+    }
 }
 
 /// A client address no other test has used in the last two minutes, in this
@@ -318,9 +357,9 @@ mod tests {
     #[test]
     fn limits_match_the_gateway_config() {
         for (name, per_minute) in [
-            ("customer-service", limits::CUSTOMERS_PER_MINUTE),
-            ("product-service", limits::PRODUCTS_PER_MINUTE),
-            ("gateway-wide", limits::GATEWAY_DEFAULT_PER_MINUTE),
+            ("customer-service", limits::customers_per_minute()),
+            ("product-service", limits::products_per_minute()),
+            ("gateway-wide", limits::gateway_default_per_minute()),
         ] {
             let doc = policy(name);
             assert!(

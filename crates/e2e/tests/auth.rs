@@ -29,8 +29,6 @@ use serde_json::{Value, json};
 use service_testing::reflection_services_v1;
 use tonic::{Code, Request};
 
-/// The gateway's per-user limit on customers (k8s/auth/kustomization.yaml).
-const CUSTOMERS_PER_USER_PER_MINUTE: u32 = 50;
 const ISSUER_PATH: &str = "/realms/envoy-poc";
 
 fn keycloak() -> String {
@@ -665,13 +663,16 @@ async fn per_user_limit_keeps_users_apart() {
         assert_eq!(status, StatusCode::OK, "{body}");
         admitted += 1;
         assert!(
-            admitted <= 2 * CUSTOMERS_PER_USER_PER_MINUTE,
+            admitted <= 2 * e2e::limits::customers_per_user_per_minute(),
             "erin never limited"
         );
     }
     // At most a full bucket plus the refill; fewer when a run in the last
     // minute against the same (reused) stack left the bucket part-empty.
-    let bound = e2e::max_admitted(CUSTOMERS_PER_USER_PER_MINUTE, started.elapsed());
+    let bound = e2e::max_admitted(
+        e2e::limits::customers_per_user_per_minute(),
+        started.elapsed(),
+    );
     assert!(
         admitted <= bound,
         "erin admitted {admitted}, want at most {bound}"

@@ -13,7 +13,6 @@ use e2e::load::{Call, FAIL_FAST, Load, is_unavailable};
 const SERVICES_NAMESPACE: &str = "envoy-poc";
 const CUSTOMER_SELECTOR: &str = "app.kubernetes.io/name=customer-service";
 const GATEWAY_NAMESPACE: &str = "envoy-gateway-system";
-const ENVOY_SELECTOR: &str = "gateway.envoyproxy.io/owning-gateway-name=eg,gateway.envoyproxy.io/owning-gateway-namespace=envoy-poc";
 
 /// `kubectl --context $E2E_KUBE_CONTEXT ARGS`, off the async runtime; panics
 /// with kubectl's own words when it fails.
@@ -152,7 +151,7 @@ async fn envoy_rollout_restart_under_load() {
         "get",
         "deployment",
         "-l",
-        ENVOY_SELECTOR,
+        &e2e::service_table().envoy_selector(),
         "-o",
         "name",
     ])

@@ -42,12 +42,12 @@ impl Log {
         let (namespace, selector, container) = match self {
             Log::Gateway => (
                 "envoy-gateway-system",
-                "gateway.envoyproxy.io/owning-gateway-name=eg",
+                e2e::service_table().envoy_selector(),
                 "envoy",
             ),
             Log::CustomerService => (
                 "envoy-poc",
-                "app.kubernetes.io/name=customer-service",
+                "app.kubernetes.io/name=customer-service".to_owned(),
                 "customer-service",
             ),
         };
@@ -59,7 +59,7 @@ impl Log {
                 namespace,
                 "logs",
                 "-l",
-                selector,
+                &selector,
             ])
             .args(["-c", container, "--tail=-1", "--max-log-requests=10"])
             .output()

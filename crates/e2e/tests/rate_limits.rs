@@ -36,15 +36,15 @@ async fn rest_over_the_limit_gets_429_with_headers_and_json() {
         assert_eq!(response.status(), StatusCode::OK);
         admitted += 1;
         assert!(
-            admitted <= 2 * limits::CUSTOMERS_PER_MINUTE,
+            admitted <= 2 * limits::customers_per_minute(),
             "never limited"
         );
     };
-    let bound = max_admitted(limits::CUSTOMERS_PER_MINUTE, started.elapsed());
+    let bound = max_admitted(limits::customers_per_minute(), started.elapsed());
     assert!(
-        (limits::CUSTOMERS_PER_MINUTE..=bound).contains(&admitted),
+        (limits::customers_per_minute()..=bound).contains(&admitted),
         "admitted {admitted}, expected {}..={bound}",
-        limits::CUSTOMERS_PER_MINUTE
+        limits::customers_per_minute()
     );
 
     let header = |name: &str| {
@@ -58,7 +58,7 @@ async fn rest_over_the_limit_gets_429_with_headers_and_json() {
     };
     assert_eq!(
         header("x-ratelimit-limit"),
-        limits::CUSTOMERS_PER_MINUTE.to_string()
+        limits::customers_per_minute().to_string()
     );
     assert_eq!(header("x-ratelimit-remaining"), "0");
     assert!(header("x-ratelimit-reset").parse::<u64>().is_ok());
@@ -84,14 +84,14 @@ async fn grpc_over_the_limit_gets_resource_exhausted() {
             Err(status) => break status,
         }
         assert!(
-            admitted <= 2 * limits::CUSTOMERS_PER_MINUTE,
+            admitted <= 2 * limits::customers_per_minute(),
             "never limited"
         );
     };
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    let bound = max_admitted(limits::CUSTOMERS_PER_MINUTE, started.elapsed());
+    let bound = max_admitted(limits::customers_per_minute(), started.elapsed());
     assert!(
-        (limits::CUSTOMERS_PER_MINUTE..=bound).contains(&admitted),
+        (limits::customers_per_minute()..=bound).contains(&admitted),
         "admitted {admitted}"
     );
 }
@@ -130,18 +130,18 @@ async fn rest_and_grpc_share_a_bucket_and_services_are_independent() {
                 break;
             }
         }
-        assert!(rest_ok <= limits::CUSTOMERS_PER_MINUTE, "never limited");
+        assert!(rest_ok <= limits::customers_per_minute(), "never limited");
     }
     let admitted = rest_ok + grpc_ok;
-    let bound = max_admitted(limits::CUSTOMERS_PER_MINUTE, started.elapsed());
+    let bound = max_admitted(limits::customers_per_minute(), started.elapsed());
     assert!(
-        (limits::CUSTOMERS_PER_MINUTE..=bound).contains(&admitted),
+        (limits::customers_per_minute()..=bound).contains(&admitted),
         "one bucket: admitted {rest_ok} REST + {grpc_ok} gRPC, expected {}..={bound} in all",
-        limits::CUSTOMERS_PER_MINUTE
+        limits::customers_per_minute()
     );
     assert!(
-        rest_ok >= limits::CUSTOMERS_PER_MINUTE / 2 - 1
-            && grpc_ok >= limits::CUSTOMERS_PER_MINUTE / 2 - 1
+        rest_ok >= limits::customers_per_minute() / 2 - 1
+            && grpc_ok >= limits::customers_per_minute() / 2 - 1
     );
 
     // The same client still reaches products: its bucket is untouched.
@@ -171,14 +171,14 @@ async fn routes_without_their_own_policy_get_the_gateway_default() {
             }
         }
         assert!(
-            admitted <= 2 * limits::GATEWAY_DEFAULT_PER_MINUTE,
+            admitted <= 2 * limits::gateway_default_per_minute(),
             "never limited"
         );
     };
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    let bound = max_admitted(limits::GATEWAY_DEFAULT_PER_MINUTE, started.elapsed());
+    let bound = max_admitted(limits::gateway_default_per_minute(), started.elapsed());
     assert!(
-        (limits::GATEWAY_DEFAULT_PER_MINUTE..=bound).contains(&admitted),
+        (limits::gateway_default_per_minute()..=bound).contains(&admitted),
         "admitted {admitted}"
     );
 }

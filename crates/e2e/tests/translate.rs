@@ -9,7 +9,17 @@
 
 use std::{path::Path, process::Command, sync::OnceLock};
 
+use envoy_ext::services::ServiceTable;
 use serde_json::Value;
+
+fn table() -> ServiceTable {
+    ServiceTable::committed().unwrap()
+}
+
+/// Envoy Gateway's route and cluster name prefix for a GRPCRoute.
+fn route_prefix(table: &ServiceTable, route: &str) -> String {
+    format!("grpcroute/{}/{route}/", table.gateway.namespace)
+}
 
 fn run(program: &str, args: &[&str], stdin_file: Option<&Path>) -> String {
     let mut command = Command::new(program);
@@ -58,7 +68,9 @@ fn translation() -> &'static Value {
 
 /// The xDS config dump of the given type (e.g. `ListenersConfigDump`).
 fn config_dump(kind: &str) -> &'static Value {
-    translation()["xds"]["envoy-poc/eg"]["configs"]
+    let table = table();
+    let gateway = format!("{}/{}", table.gateway.namespace, table.gateway.name);
+    translation()["xds"][gateway.as_str()]["configs"]
         .as_array()
         .unwrap()
         .iter()
@@ -66,18 +78,18 @@ fn config_dump(kind: &str) -> &'static Value {
         .unwrap_or_else(|| panic!("no {kind}"))
 }
 
-/// The HTTP connection manager of the gateway's port-8080 listener.
+/// The HTTP connection manager of the gateway's listener.
 fn gateway_hcm() -> &'static Value {
     config_dump("ListenersConfigDump")["dynamicListeners"]
         .as_array()
         .unwrap()
         .iter()
         .map(|l| &l["activeState"]["listener"])
-        .filter(|l| l["address"]["socketAddress"]["portValue"] == 8080)
+        .filter(|l| l["address"]["socketAddress"]["portValue"] == table().gateway.port)
         .flat_map(|l| l["defaultFilterChain"]["filters"].as_array().unwrap())
         .find(|f| f["name"] == "envoy.filters.network.http_connection_manager")
         .map(|f| &f["typedConfig"])
-        .expect("an HTTP connection manager on :8080")
+        .expect("an HTTP connection manager on the gateway port")
 }
 
 fn routes() -> Vec<&'static Value> {
@@ -175,18 +187,25 @@ fn rest_callers_get_json_local_replies() {
 }
 
 #[test]
-fn both_services_have_routes_clusters_and_their_own_limits() {
+fn every_service_has_routes_clusters_and_its_own_limit_from_the_table() {
     let clusters: Vec<&str> = config_dump("ClustersConfigDump")["dynamicActiveClusters"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| c["cluster"]["name"].as_str().unwrap())
         .collect();
-    for (route, per_minute) in [
-        ("grpcroute/envoy-poc/customer-service/", 100),
-        ("grpcroute/envoy-poc/product-service/", 200),
-        ("grpcroute/envoy-poc/grpc-reflection/", 60),
-    ] {
+    let table = table();
+    let expected: Vec<(String, u32)> = table
+        .services
+        .iter()
+        .map(|s| (route_prefix(&table, &s.name), s.limit_per_minute))
+        .chain([(
+            route_prefix(&table, "grpc-reflection"),
+            table.gateway.default_limit_per_minute,
+        )])
+        .collect();
+    for (route, per_minute) in &expected {
+        let route = route.as_str();
         assert!(
             clusters.iter().any(|c| c.starts_with(route)),
             "no cluster for {route}: {clusters:?}"
@@ -209,7 +228,7 @@ fn both_services_have_routes_clusters_and_their_own_limits() {
                 .map(|d| &d["tokenBucket"])
                 .collect();
             assert_eq!(buckets.len(), 1, "{route}: {buckets:?}");
-            assert_eq!(buckets[0]["maxTokens"], per_minute, "{route}");
+            assert_eq!(buckets[0]["maxTokens"], *per_minute, "{route}");
             assert_eq!(buckets[0]["fillInterval"], "60s", "{route}");
         }
     }
@@ -220,16 +239,11 @@ fn service_routes_retry_only_unprocessed_requests_and_clusters_health_check() {
     let clusters = config_dump("ClustersConfigDump")["dynamicActiveClusters"]
         .as_array()
         .unwrap();
-    for (route, service) in [
-        (
-            "grpcroute/envoy-poc/customer-service/",
-            "customer.v1.CustomerService",
-        ),
-        (
-            "grpcroute/envoy-poc/product-service/",
-            "product.v1.ProductService",
-        ),
-    ] {
+    let table = table();
+    for row in &table.services {
+        let route = route_prefix(&table, &row.name);
+        let route = route.as_str();
+        let service = row.grpc_path_prefix();
         for r in routes()
             .into_iter()
             .filter(|r| r["name"].as_str().unwrap().starts_with(route))
