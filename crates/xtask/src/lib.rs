@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod e2e;
 pub mod fuzz;
+pub mod k8s;
 pub mod pins;
 pub mod readme;
 pub mod stack;

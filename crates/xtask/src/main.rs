@@ -58,6 +58,9 @@ enum Task {
     },
     /// rustfmt, clippy -D warnings, buf lint, buf breaking against the previous commit
     Lint,
+    // ---- kubernetes (src/k8s) ----
+    #[command(flatten)]
+    K8s(xtask::k8s::Task),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +93,7 @@ fn run(task: Task) -> Result<ExitCode, Error> {
             }
         }
         Task::Pin { name } => println!("{}", pins.version(&name)?),
+        Task::K8s(task) => xtask::k8s::run(task, &pins)?,
         Task::ShellEnv => println!("export PATH=\"{}:$PATH\"", tools::bin_dir().display()),
         Task::Stack { args } => return status(&mut stack::command(&pins, &args)?),
         Task::Examples { auth: false } => {
