@@ -6,7 +6,6 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 tools_dir := env("ENVOY_POC_TOOLS", env("HOME") / ".cache/envoy-poc/tools")
 tools_bin := tools_dir / "bin"
 export PATH := tools_bin + ":" + env("PATH")
-envoy_gateway_version := `cargo xtask pin envoy-gateway`  # the Kubernetes recipes; unused once they are xtask
 
 # Show the recipes
 default:
@@ -140,10 +139,7 @@ check-auth:
 deploy-auth:
     cargo xtask deploy-auth
 
-# ---- kubernetes ----
-# Images, kustomize manifests, the Envoy Gateway install and the cluster path:
-# the logic is `cargo xtask` (crates/xtask/src/k8s), pins in crates/xtask/pins.toml.
-# docs/kubernetes.md explains the choices; docs/setup-guide.md the machine setup.
+# ---- kubernetes (docs/kubernetes.md; the logic: crates/xtask/src/k8s) ----
 
 # Build both service images, tagged <crate version>-<git sha> and <crate version> (Docker; without a Docker engine: buildah, loaded into the local cluster)
 images:
@@ -181,10 +177,7 @@ logs *args:
 undeploy:
     cargo xtask undeploy
 
-# ---- local cluster (docs/local-cluster.md) ----
-# A real single-node Kubernetes on this Linux machine as host processes, for
-# machines without Docker (CI): `just cluster-up`, then the same path as on
-# Docker Desktop or kind (`just images deploy smoke`).
+# ---- local cluster (docs/local-cluster.md): a real single-node Kubernetes as host processes, for CI ----
 
 # Start the local cluster (builds Kubernetes from the Go module proxy the first time); kubectl context envoy-poc-local
 cluster-up:

@@ -37,23 +37,13 @@ const SYNCED_COPIES: &[(&str, &str, &str)] = &[
     (
         "k8s/local-cluster/eg-values.yaml",
         "envoy-gateway",
-        "helm values for the local cluster's locally built images (k8sx renders them from the pins)",
+        "helm values for the local cluster's locally built images ",
     ),
     (
         "k8s/local-cluster/eg-values.yaml",
         "envoy",
-        "helm values for the local cluster's locally built images (k8sx renders them from the pins)",
+        "helm values for the local cluster's locally built images ",
     ),
-];
-
-/// Lines owned by another branch (k8sx: the justfile's Kubernetes section
-/// moves into `cargo xtask k8s`); allowed, not required. Remove once merged.
-const PENDING: &[(&str, &str)] = &[
-    ("justfile", "helm"),
-    ("justfile", "kubectl-validate"),
-    ("justfile", "buildah"),
-    // test-k8s's comment "render the <version> chart".
-    ("justfile", "envoy-gateway"),
 ];
 
 fn repo_root() -> PathBuf {
@@ -128,8 +118,7 @@ fn no_pin_is_written_outside_pins_toml() {
             for i in &synced {
                 synced_seen[*i] = true;
             }
-            let pending = PENDING.iter().any(|(p, t)| *p == path && tools.contains(t));
-            if synced.is_empty() && !pending {
+            if synced.is_empty() {
                 found.push(format!("{path}: {version} ({})", tools.join(", ")));
             }
         }
