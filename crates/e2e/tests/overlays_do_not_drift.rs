@@ -96,7 +96,13 @@ fn without_cluster_differences(mut object: Value) -> Value {
         }
         ("BackendTrafficPolicy", name) if name != "gateway-wide" => {
             let limits = object["spec"]["rateLimit"].as_mapping_mut().unwrap();
-            assert!(limits.remove("global").is_some(), "{name}: no global tier");
+            let global = limits.remove("global").expect("a global tier");
+            let limit = global["rules"][0]["limit"]["requests"].as_u64().unwrap();
+            // The local rule becomes the burst guard, a multiple of the limit.
+            let local = &mut object["spec"]["rateLimit"]["local"]["rules"][0]["limit"]["requests"];
+            let factor = u64::from(e2e::service_table().gateway.burst_guard_factor);
+            assert_eq!(local.as_u64(), Some(limit * factor), "{name}: burst guard");
+            *local = limit.into();
         }
         ("EnvoyPatchPolicy", "error-responses") => {
             let patches = object["spec"]["jsonPatches"].as_sequence_mut().unwrap();
