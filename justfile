@@ -39,8 +39,8 @@ tools *names:
 
 # ---- develop ----
 
-# Unit and integration tests: no stack, no tools (crates/e2e is left out, see docs/development.md)
-test-rust:
+# Unit and integration tests: no stack, no tools but PostgreSQL's server binaries (crates/e2e is left out, see docs/development.md)
+test-rust: (tools "postgresql-15")
     cargo test --locked --no-fail-fast
 
 # The offline gateway checks: Envoy Gateway's translator and kustomize on our objects (pinned egctl, kubectl)
