@@ -198,7 +198,15 @@ fn every_service_has_routes_clusters_and_its_own_limit_from_the_table() {
     let expected: Vec<(String, u32)> = table
         .services
         .iter()
-        .map(|s| (route_prefix(&table, &s.name), s.limit_per_minute))
+        // The translated overlay is the cluster's: with the global tier the
+        // local bucket is the burst guard (the global count is the rate-limit
+        // service's, see the_global_tier_follows_the_transcoder_...).
+        .map(|s| {
+            (
+                route_prefix(&table, &s.name),
+                s.burst_guard_per_minute(&table.gateway),
+            )
+        })
         .chain([(
             route_prefix(&table, "grpc-reflection"),
             table.gateway.default_limit_per_minute,
