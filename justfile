@@ -55,13 +55,9 @@ lint: tools deny
 fmt:
     cargo fmt --all
 
-# Run customer-service locally (:50051); e.g. `just run-customer --log-format json`
-run-customer *ARGS:
-    cargo run --locked --bin customer-service -- {{ARGS}}
-
-# Run product-service locally (:50052); e.g. `just run-product --empty`
-run-product *ARGS:
-    cargo run --locked --bin product-service -- {{ARGS}}
+# Run one service locally, e.g. `just run customer-service --log-format json`, `just run product-service --empty`
+run service *ARGS:
+    cargo run --locked --bin {{service}} -- {{ARGS}}
 
 # ---- gateway ----
 
