@@ -74,7 +74,7 @@ test-e2e: _build-services
     cargo xtask e2e dev
 
 _build-services:
-    cargo build --locked --bins -p customer-service -p product-service
+    cargo xtask build-services
 
 # ---- bench (docs/performance.md) ----
 

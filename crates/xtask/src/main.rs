@@ -58,6 +58,11 @@ enum Task {
     },
     /// rustfmt, clippy -D warnings, buf lint, buf breaking against the previous commit
     Lint,
+    /// Build every service of the table (envoy-ext/services.toml): `cargo build --bins -p ...`
+    BuildServices {
+        #[arg(long)]
+        release: bool,
+    },
     // ---- kubernetes (src/k8s) ----
     #[command(flatten)]
     K8s(xtask::k8s::Task),
@@ -93,6 +98,18 @@ fn run(task: Task) -> Result<ExitCode, Error> {
             }
         }
         Task::Pin { name } => println!("{}", pins.version(&name)?),
+        Task::BuildServices { release } => {
+            let table = envoy_ext::services::ServiceTable::committed()?;
+            let mut build = Command::new("cargo");
+            build.args(["build", "--locked", "--bins"]);
+            if release {
+                build.arg("--release");
+            }
+            for service in &table.services {
+                build.args(["-p", &service.name]);
+            }
+            return status(&mut build);
+        }
         Task::K8s(task) => xtask::k8s::run(task, &pins)?,
         Task::ShellEnv => println!("export PATH=\"{}:$PATH\"", tools::bin_dir().display()),
         Task::Stack { args } => return status(&mut stack::command(&pins, &args)?),
