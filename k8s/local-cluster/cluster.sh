@@ -377,8 +377,9 @@ cmd_status() {
 
 cmd_env() { # where tests reach the gateway: the Envoy Service's ClusterIP, from many client addresses
   local ip port
+  # The Envoy Service's labels name the Gateway (from the service table).
   ip=$(kc -n envoy-gateway-system get service \
-    -l gateway.envoyproxy.io/owning-gateway-name=eg,gateway.envoyproxy.io/owning-gateway-namespace=envoy-poc \
+    -l "$(cd "$repo_root" && cargo run -q --locked -p envoy-ext -- print envoy-selector)" \
     -o jsonpath='{.items[0].spec.clusterIP}')
   port=$(kc -n envoy-poc get gateway eg -o jsonpath='{.spec.listeners[0].port}')
   [ -n "$ip" ] && [ -n "$port" ] || die "no gateway deployed (just deploy)"
