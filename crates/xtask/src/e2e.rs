@@ -52,7 +52,7 @@ pub const SUITES: &[Suite] = &[
     // windows, restarts Envoy and stops Redis, so one test at a time.
     Suite {
         name: "scale",
-        targets: &["global_limits", "global_faults"],
+        targets: &["global_limits", "global_faults", "scale_faults"],
         profile: Some("scale"),
         stop_others: true,
         env: &[],
