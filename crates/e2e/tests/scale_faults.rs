@@ -37,6 +37,14 @@ const SETTLE: Duration = Duration::from_secs(3);
 /// The services' own ports (not the gateway): customer-service's two
 /// instances.
 const CUSTOMER_INSTANCES: [u16; 2] = [50051, 50061];
+/// Every service instance of the profile, in the order a rolling update
+/// restarts them.
+const SERVICES: [&str; 4] = [
+    "customer-service-2",
+    "customer-service",
+    "product-service-2",
+    "product-service",
+];
 
 async fn blocking(f: impl FnOnce() -> Result<(), e2e::TestError> + Send + 'static) {
     tokio::task::spawn_blocking(f)
@@ -130,12 +138,18 @@ impl Clients {
     }
 }
 
-async fn rest_failure(response: Result<reqwest::Response, reqwest::Error>) -> Result<Value, String> {
+async fn rest_failure(
+    response: Result<reqwest::Response, reqwest::Error>,
+) -> Result<Value, String> {
     match response {
         Ok(r) if r.status() == StatusCode::OK => r.json().await.map_err(|e| e.to_string()),
         Ok(r) => {
             let status = r.status();
-            Err(format!("REST {} {}", status.as_u16(), r.text().await.unwrap_or_default()))
+            Err(format!(
+                "REST {} {}",
+                status.as_u16(),
+                r.text().await.unwrap_or_default()
+            ))
         }
         Err(err) => Err(format!("REST transport error: {err}")),
     }
@@ -179,15 +193,9 @@ async fn mixed_call(
                 .map_err(|s| format!("gRPC {:?} {}", s.code(), s.message()))?;
             Ok(Some((created.into_inner().id, email)))
         }
-        2 => rest_failure(
-            clients
-                .http
-                .get(url("/customers?page_size=5"))
-                .send()
-                .await,
-        )
-        .await
-        .map(|_| None),
+        2 => rest_failure(clients.http.get(url("/customers?page_size=5")).send().await)
+            .await
+            .map(|_| None),
         3 => clients
             .customers()
             .await?
@@ -224,8 +232,11 @@ async fn rolling_restart_of_every_instance_loses_no_request_and_no_write() {
     let started = Instant::now();
     let workers: Vec<_> = (0..4)
         .map(|w| {
-            let (stop, acknowledged, failures) =
-                (Arc::clone(&stop), Arc::clone(&acknowledged), Arc::clone(&failures));
+            let (stop, acknowledged, failures) = (
+                Arc::clone(&stop),
+                Arc::clone(&acknowledged),
+                Arc::clone(&failures),
+            );
             tokio::spawn(async move {
                 let mut clients = Clients::new();
                 let (mut n, mut slowest) = (0u32, Duration::ZERO);
@@ -251,12 +262,7 @@ async fn rolling_restart_of_every_instance_loses_no_request_and_no_write() {
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let mut restarts = Vec::new();
-    for name in [
-        "customer-service-2",
-        "customer-service",
-        "product-service-2",
-        "product-service",
-    ] {
+    for name in SERVICES {
         let t = Instant::now();
         blocking(move || stack::restart(name)).await;
         restarts.push(format!("{name} {:.2} s", t.elapsed().as_secs_f64()));
@@ -292,7 +298,11 @@ async fn rolling_restart_of_every_instance_loses_no_request_and_no_write() {
         restarts.join(", ")
     );
     assert!(calls > 200, "too little load to show anything: {calls}");
-    assert!(acknowledged.len() > 50, "too few writes: {}", acknowledged.len());
+    assert!(
+        acknowledged.len() > 50,
+        "too few writes: {}",
+        acknowledged.len()
+    );
     assert!(
         failures.is_empty(),
         "{} calls failed: {:#?}",
@@ -307,9 +317,18 @@ async fn killed_database_fails_fast_then_the_services_reconnect() {
     let ip = fresh_client_ip();
     let http = rest_client(ip);
     let mut grpc = CustomerServiceClient::new(grpc_channel(ip).await.unwrap());
-    let (status, _) = call(http.get(url("/customers?page_size=1"))).await;
-    assert_eq!(status, StatusCode::OK);
+    // A real id: a malformed one is NOT_FOUND without asking the database.
+    let (status, existing) =
+        call(http.post(url("/customers")).json(
+            &json!({"name": "Db Up", "email": format!("dbup-{}@example.com", unique_suffix())}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{existing}");
+    let existing = existing["id"].as_str().unwrap().to_owned();
 
+    let services = || SERVICES.map(|name| stack::pid(name).unwrap());
+    let before = services();
+    let postmaster = stack::pid("postgres").unwrap();
     blocking(|| stack::signal("postgres", "KILL")).await;
     let killed = Instant::now();
     // Each kind of call, a few times: every one UNAVAILABLE within FAIL_FAST.
@@ -330,7 +349,7 @@ async fn killed_database_fails_fast_then_the_services_reconnect() {
         let t = Instant::now();
         let grpc_get = grpc
             .get_customer(GetCustomerRequest {
-                id: "cus_1".into(),
+                id: existing.clone(),
             })
             .await;
         answers.push((t.elapsed(), grpc_answer(grpc_get.map(|_| ()))));
@@ -346,16 +365,28 @@ async fn killed_database_fails_fast_then_the_services_reconnect() {
             .await;
         answers.push((t.elapsed(), grpc_answer(grpc_create.map(|_| ()))));
     }
+    let down_for = killed.elapsed();
+
+    // Bring PostgreSQL back before asserting, so a failure leaves a working
+    // stack. A new postmaster refuses to start while the killed one's pid
+    // still exists (its lock file names it), and the killed one lingers as a
+    // zombie until init reaps it.
+    let reaped = Instant::now();
+    while std::path::Path::new(&format!("/proc/{postmaster}")).exists() {
+        assert!(
+            reaped.elapsed() < Duration::from_secs(10),
+            "the killed postmaster {postmaster} is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let t = Instant::now();
+    blocking(|| stack::restart("postgres")).await;
+    let postgres_back = t.elapsed();
     for (latency, answer) in &answers {
         slowest = slowest.max(*latency);
         assert!(is_unavailable(answer), "expected 503/UNAVAILABLE: {answer}");
         assert!(*latency < FAIL_FAST, "slow failure ({latency:?}): {answer}");
     }
-    let down_for = killed.elapsed();
-
-    let t = Instant::now();
-    blocking(|| stack::restart("postgres")).await;
-    let postgres_back = t.elapsed();
     // The services reconnect by themselves: poll with creates, rotating
     // addresses (a slow recovery must not meet the rate limit).
     let mut addresses = Addresses::new();
@@ -392,6 +423,7 @@ async fn killed_database_fails_fast_then_the_services_reconnect() {
         recovered < Duration::from_secs(15),
         "recovery took {recovered:?}"
     );
+    assert_eq!(services(), before, "a service instance was restarted");
 }
 
 /// "OK", or the failure in load::is_unavailable's format.
@@ -430,7 +462,11 @@ async fn concurrent_duplicates_across_instances_admit_exactly_one() {
             let (start, email) = (Arc::clone(&start), email.clone());
             tokio::spawn(async move {
                 // Alternate the case: the unique key is the lower-cased email.
-                let email = if n % 4 < 2 { email } else { email.to_uppercase() };
+                let email = if n % 4 < 2 {
+                    email
+                } else {
+                    email.to_uppercase()
+                };
                 start.wait().await;
                 let result = client
                     .create_customer(CreateCustomerRequest {
@@ -441,7 +477,10 @@ async fn concurrent_duplicates_across_instances_admit_exactly_one() {
                         }),
                     })
                     .await;
-                (n % 2, result.map(|r| r.into_inner().id).map_err(|s| s.code()))
+                (
+                    n % 2,
+                    result.map(|r| r.into_inner().id).map_err(|s| s.code()),
+                )
             })
         })
         .collect();
@@ -461,7 +500,10 @@ async fn concurrent_duplicates_across_instances_admit_exactly_one() {
         created.len(),
         created.iter().map(|(i, _)| i).collect::<Vec<_>>(),
         codes.iter().filter(|c| **c == Code::AlreadyExists).count(),
-        codes.iter().filter(|c| **c != Code::AlreadyExists).collect::<Vec<_>>(),
+        codes
+            .iter()
+            .filter(|c| **c != Code::AlreadyExists)
+            .collect::<Vec<_>>(),
     );
     assert_eq!(created.len(), 1, "{created:?}");
     assert_eq!(codes.len(), ATTEMPTS - 1);
@@ -621,7 +663,11 @@ async fn sql_metacharacters_round_trip_literally_through_the_gateway() {
     ))))
     .await;
     assert_eq!(status, StatusCode::OK, "{listed}");
-    assert_eq!(listed["products"].as_array().map_or(0, Vec::len), 0, "{listed}");
+    assert_eq!(
+        listed["products"].as_array().map_or(0, Vec::len),
+        0,
+        "{listed}"
+    );
     println!(
         "FIGURES SQL metacharacters: {checked} strings (quotes, ;, --, %, _, backslash, $$, NUL) \
          round-trip literally in customer name/email and product name/sku/description/category, \
