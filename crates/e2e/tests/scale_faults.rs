@@ -161,10 +161,43 @@ async fn mixed_call(
     clients: &mut Clients,
     w: usize,
     n: u32,
+    last: Option<&(String, String)>,
 ) -> Result<Option<(String, String)>, String> {
     clients.rotate();
     let email = format!("roll-{}@example.com", unique_suffix());
-    match (w + n as usize) % 6 {
+    match (w + n as usize) % 8 {
+        // Reads of this worker's last acknowledged write, from whichever
+        // instance Envoy picks.
+        6 | 7 if last.is_some() => {
+            let (id, email) = last.unwrap();
+            let got = if n.is_multiple_of(2) {
+                rest_failure(
+                    clients
+                        .http
+                        .get(url(&format!("/customers/{id}")))
+                        .send()
+                        .await,
+                )
+                .await?["email"]
+                    .as_str()
+                    .map(str::to_owned)
+            } else {
+                Some(
+                    clients
+                        .customers()
+                        .await?
+                        .get_customer(GetCustomerRequest { id: id.clone() })
+                        .await
+                        .map_err(|s| format!("gRPC {:?} {}", s.code(), s.message()))?
+                        .into_inner()
+                        .email,
+                )
+            };
+            if got.as_deref() != Some(email.as_str()) {
+                return Err(format!("{id}: read {got:?}, wrote {email}"));
+            }
+            Ok(None)
+        }
         0 => {
             let body = rest_failure(
                 clients
@@ -206,7 +239,7 @@ async fn mixed_call(
             .await
             .map(|_| None)
             .map_err(|s| format!("gRPC {:?} {}", s.code(), s.message())),
-        4 => rest_failure(clients.http.get(url("/products?page_size=5")).send().await)
+        4 | 6 => rest_failure(clients.http.get(url("/products?page_size=5")).send().await)
             .await
             .map(|_| None),
         _ => clients
@@ -239,13 +272,16 @@ async fn rolling_restart_of_every_instance_loses_no_request_and_no_write() {
             );
             tokio::spawn(async move {
                 let mut clients = Clients::new();
-                let (mut n, mut slowest) = (0u32, Duration::ZERO);
+                let (mut n, mut slowest, mut last) = (0u32, Duration::ZERO, None);
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    let result = mixed_call(&mut clients, w, n).await;
+                    let result = mixed_call(&mut clients, w, n, last.as_ref()).await;
                     slowest = slowest.max(t.elapsed());
                     match result {
-                        Ok(Some(write)) => acknowledged.lock().unwrap().push(write),
+                        Ok(Some(write)) => {
+                            last = Some(write.clone());
+                            acknowledged.lock().unwrap().push(write);
+                        }
                         Ok(None) => {}
                         Err(failure) => failures
                             .lock()
