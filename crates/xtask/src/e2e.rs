@@ -49,10 +49,11 @@ pub const SUITES: &[Suite] = &[
         test_args: &["--test-threads=1", "--nocapture"],
     },
     // The global rate-limit tier on one Envoy: waits for fresh minute
-    // windows, restarts Envoy and stops Redis, so one test at a time.
+    // windows, restarts Envoy and stops Redis; then restarts the service
+    // instances and kills PostgreSQL (scale_faults): one test at a time.
     Suite {
         name: "scale",
-        targets: &["global_limits", "global_faults"],
+        targets: &["global_limits", "global_faults", "scale_faults"],
         profile: Some("scale"),
         stop_others: true,
         env: &[],
