@@ -41,16 +41,22 @@ trap 'echo "images.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 
 # ---- images, refs, archives ---------------------------------------------------
 
-IMAGES=(customer-service product-service envoy-gateway envoy coredns pause ratelimit redis)
+# The services come from the service table (envoy-ext/services.toml).
+mapfile -t SERVICES < <(cd "$REPO" && cargo run -q --locked -p envoy-ext -- print services)
+[ ${#SERVICES[@]} -gt 0 ] || die "no services from envoy-ext print services"
+IMAGES=("${SERVICES[@]}" envoy-gateway envoy coredns pause ratelimit redis)
+is_service() { [[ " ${SERVICES[*]} " == *" $1 "* ]]; }
 
 # The service tag is <crate version>-<git sha>[-dirty], as `just images` tags.
 service_tag() { (cd "$REPO" && just --quiet _image-tag); }
 
 refs_of() { # image: its refs, the one its archive names first
+  if is_service "$1"; then
+    echo "docker.io/envoy-poc/$1:$SERVICE_TAG"
+    echo "docker.io/envoy-poc/$1:${SERVICE_TAG%%-*}"
+    return
+  fi
   case $1 in
-    customer-service | product-service)
-      echo "docker.io/envoy-poc/$1:$SERVICE_TAG"
-      echo "docker.io/envoy-poc/$1:${SERVICE_TAG%%-*}" ;;
     envoy-gateway) echo "envoy-poc.local/envoyproxy/gateway:$ENVOY_GATEWAY_VERSION" ;;
     envoy) echo "envoy-poc.local/envoyproxy/envoy:distroless-v$ENVOY_VERSION" ;;
     coredns) echo "envoy-poc.local/coredns:$COREDNS_VERSION" ;;
@@ -180,12 +186,11 @@ timed() { # label fn args...
 
 # ---- 1. the services: the Dockerfile's runtime stage, prebuilt binaries ------
 
-# Both at once, as one cargo invocation unifies their dependencies' features.
+# All at once, as one cargo invocation unifies their dependencies' features.
 build_service_binaries() (
   cd "$REPO"
   [[ $(rustup target list --installed) == *"$RUST_TARGET"* ]] || rustup target add "$RUST_TARGET"
-  "${NICE[@]}" cargo build --release --locked --target "$RUST_TARGET" \
-    --package customer-service --package product-service
+  "${NICE[@]}" cargo build --release --locked --target "$RUST_TARGET" "${SERVICES[@]/#/--package=}"
 )
 
 build_service() { # service
@@ -488,10 +493,12 @@ build() { # [image...]: all by default
   lock
   mkdir -p "$ARCHIVES" "$BIN"
   clear_storage # leftovers of an interrupted run
-  [[ " $* " != *-service\ * ]] || timed "service binaries" build_service_binaries
   for image in "$@"; do
+    if is_service "$image"; then timed "service binaries" build_service_binaries; break; fi
+  done
+  for image in "$@"; do
+    if is_service "$image"; then timed "$image" build_service "$image"; continue; fi
     case $image in
-      customer-service | product-service) timed "$image" build_service "$image" ;;
       envoy-gateway) timed "$image" build_gateway ;;
       envoy) timed "$image" build_envoy ;;
       coredns) timed "$image" build_coredns ;;

@@ -52,7 +52,7 @@ pub fn check(t: &Translation) -> Result<()> {
         .cloned()
         .unwrap_or_default();
     check_user_header(&jwt)?;
-    for svc in SERVICES {
+    for svc in SERVICES.iter().copied() {
         let routes = t.routes_of(svc)?;
         ensure(!routes.is_empty(), || {
             format!("no route for GRPCRoute {svc}")
@@ -181,7 +181,7 @@ mod tests {
         );
         let policies =
             crate::k8s::read(&crate::k8s::root().join("k8s/auth/securitypolicies.yaml")).unwrap();
-        for svc in SERVICES {
+        for svc in SERVICES.iter().copied() {
             for regex in role_regexes(svc) {
                 assert!(policies.contains(&format!("'{regex}'")), "{regex}");
             }

@@ -58,7 +58,7 @@ pub fn build(root: &Path) -> Result<()> {
     }
     let tag = current_tag(root)?;
     let version = tag.split('-').next().unwrap_or(&tag).to_owned();
-    for svc in SERVICES {
+    for svc in SERVICES.iter() {
         println!("==> envoy-poc/{svc}:{tag}");
         cmd("docker")
             .dir(root)
@@ -74,7 +74,9 @@ pub fn build(root: &Path) -> Result<()> {
     println!(
         "kind users: kind load docker-image {}",
         SERVICES
+            .iter()
             .map(|svc| format!("envoy-poc/{svc}:{tag}"))
+            .collect::<Vec<_>>()
             .join(" ")
     );
     Ok(())

@@ -117,7 +117,7 @@ pub fn run(root: &Path, work: &Path) -> Result<()> {
         containers: Vec::new(),
         servers: Vec::new(),
     };
-    for svc in SERVICES {
+    for svc in SERVICES.iter().copied() {
         let binary = root.join(format!("target/{target}/release/{svc}"));
         check_service(
             &mut cleanup,

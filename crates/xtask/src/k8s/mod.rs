@@ -23,12 +23,26 @@ use std::{
     io,
     path::{Path, PathBuf},
     process::ExitStatus,
+    sync::LazyLock,
     thread,
     time::{Duration, Instant},
 };
 
-/// The services, each an image, a Deployment and a GRPCRoute of the same name.
-pub const SERVICES: [&str; 2] = ["customer-service", "product-service"];
+use envoy_ext::services::ServiceTable;
+
+/// The service table (envoy-ext/services.toml), compiled in.
+#[allow(clippy::expect_used)] // compiled in and checked by envoy-ext's own tests
+pub fn table() -> &'static ServiceTable {
+    static TABLE: LazyLock<ServiceTable> = LazyLock::new(|| {
+        ServiceTable::committed().expect("envoy-ext/services.toml is valid (envoy-ext's tests)")
+    });
+    &TABLE
+}
+
+/// The services of the table, each an image, a Deployment and a GRPCRoute
+/// of the same name.
+pub static SERVICES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| table().services.iter().map(|s| s.name.as_str()).collect());
 /// Where the services, the Gateway and its policies live.
 pub const NAMESPACE: &str = "envoy-poc";
 /// Where the Envoy Gateway helm release (and the Envoy pods it creates) live.
@@ -47,16 +61,14 @@ pub fn envoy_selector() -> String {
     )
 }
 
-/// The gRPC service a service crate serves: `customer-service` ->
-/// `customer.v1.CustomerService` (the protos' package and service names).
+/// The gRPC service a service crate serves, from its row: `customer-service`
+/// -> `customer.v1.CustomerService`. A name outside the table yields a
+/// name no server has, so the check that uses it fails and says so.
 pub fn grpc_service(service: &str) -> String {
-    let resource = service.strip_suffix("-service").unwrap_or(service);
-    let mut chars = resource.chars();
-    let capitalized: String = chars
-        .next()
-        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-        .unwrap_or_default();
-    format!("{resource}.v1.{capitalized}Service")
+    table().service(service).map_or_else(
+        || format!("<{service} is not in envoy-ext/services.toml>"),
+        |row| row.grpc_path_prefix(),
+    )
 }
 
 /// The repository root (the xtask crate is crates/xtask).
@@ -204,6 +216,14 @@ mod tests {
             "customer.v1.CustomerService"
         );
         assert_eq!(grpc_service("product-service"), "product.v1.ProductService");
+    }
+
+    #[test]
+    fn the_constants_are_the_service_tables() {
+        assert_eq!(NAMESPACE, table().gateway.namespace);
+        assert_eq!(GATEWAY, table().gateway.name);
+        assert_eq!(envoy_selector(), table().envoy_selector());
+        assert!(SERVICES.contains(&"customer-service"));
     }
 
     #[test]

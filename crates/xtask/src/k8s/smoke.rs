@@ -96,7 +96,7 @@ pub fn run(addr: &str, burst: u32) -> Result<()> {
     println!("==> gateway {addr}");
     let services = cmd("grpcurl").args(["-plaintext", addr, "list"]).read()?;
     print!("{services}");
-    for svc in SERVICES {
+    for svc in SERVICES.iter().copied() {
         let name = grpc_service(svc);
         ensure(services.lines().any(|l| l.trim() == name), || {
             format!("SMOKE: reflection does not list {name}")
