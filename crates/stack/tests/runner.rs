@@ -44,12 +44,13 @@ impl Scratch {
         let profiles = format!(
             r#"
 # db: a shell that leaves a grandchild (sleep) in its group, ready once it
-# wrote its marker. web: refuses to start before db is ready.
+# wrote its marker. web: refuses to start before db is ready. Generous
+# timeouts: `up other` once missed a 5 s one on the loaded 2-core machine.
 [profile.t.process.db]
 command = "sh"
 args = ["-c", "sleep 300 & echo $$! > ${{state}}/grandchild.pid; sleep 0.3; touch ${{state}}/db-ready; wait"]
 ready = {{ command = ["test", "-e", "${{state}}/db-ready"] }}
-timeout = "5s"
+timeout = "60s"
 prepare = [{{ run = ["rm", "-f", "${{state}}/db-ready"] }}]
 
 [profile.t.process.web]
@@ -57,7 +58,7 @@ command = "sh"
 args = ["-c", "test -e ${{state}}/db-ready || {{ echo 'db not ready'; exit 1; }}; exec ./web.sh {web_port}"]
 depends_on = ["db"]
 ready = {{ http = "http://127.0.0.1:{web_port}/", status = 200 }}
-timeout = "10s"
+timeout = "60s"
 ports = [{web_port}]
 
 # The same port as t's web: only one of them can run.
@@ -65,7 +66,7 @@ ports = [{web_port}]
 command = "./web.sh"
 args = ["{web_port}"]
 ready = {{ tcp = {web_port} }}
-timeout = "10s"
+timeout = "60s"
 
 [profile.slow.process.never]
 command = "sleep"
