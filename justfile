@@ -82,6 +82,10 @@ _build-services:
 bench:
     cargo xtask bench crates/bench/results
 
+# What the global rate-limit tier costs: the scale stack with the local tier only, then both tiers, 1000 req/s; p99 difference (target <= 1 ms)
+bench-tiers:
+    cargo xtask bench-tiers
+
 # The bench in seconds (1 s runs, small stores): proves the pipeline and its outputs; fails on any tool error
 bench-smoke:
     cargo xtask bench --smoke .local/bench/smoke

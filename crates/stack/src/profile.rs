@@ -737,7 +737,16 @@ mod tests {
         let profiles = Profiles::committed().unwrap();
         assert_eq!(
             profiles.names(),
-            ["auth", "bench", "bench-global", "bench-local", "dev", "fuzz", "ha", "scale"]
+            [
+                "auth",
+                "bench",
+                "bench-global",
+                "bench-local",
+                "dev",
+                "fuzz",
+                "ha",
+                "scale"
+            ]
         );
     }
 

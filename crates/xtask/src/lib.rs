@@ -9,5 +9,6 @@ pub mod k8s;
 pub mod pins;
 pub mod readme;
 pub mod stack;
+pub mod tiers;
 pub mod token;
 pub mod tools;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
-use xtask::{bench, e2e, fuzz, pins::Pins, readme, stack, token, tools};
+use xtask::{bench, e2e, fuzz, pins::Pins, readme, stack, tiers, token, tools};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "The tasks behind the justfile")]
@@ -58,6 +58,13 @@ enum Task {
     },
     /// rustfmt, clippy -D warnings, buf lint, buf breaking against the previous commit
     Lint,
+    /// What the global rate-limit tier costs: the scale stack with the local tier only, then with both, the same fixed rate (vegeta); p99 difference
+    BenchTiers {
+        #[arg(long, default_value = "1000")]
+        rate: u32,
+        #[arg(long, default_value = "10s")]
+        duration: String,
+    },
     /// Build every service of the table (envoy-ext/services.toml): `cargo build --bins -p ...`
     BuildServices {
         #[arg(long)]
@@ -98,6 +105,7 @@ fn run(task: Task) -> Result<ExitCode, Error> {
             }
         }
         Task::Pin { name } => println!("{}", pins.version(&name)?),
+        Task::BenchTiers { rate, duration } => return run_bench_tiers(&pins, rate, &duration),
         Task::BuildServices { release } => {
             let table = envoy_ext::services::ServiceTable::committed()?;
             let mut build = Command::new("cargo");
@@ -207,6 +215,48 @@ fn status(command: &mut Command) -> Result<ExitCode, Error> {
         Some(0) => ExitCode::SUCCESS,
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => ExitCode::FAILURE,
+    })
+}
+
+fn run_bench_tiers(pins: &Pins, rate: u32, duration: &str) -> Result<ExitCode, Error> {
+    tools::ensure(pins, &["default", "bench", "scale"])?;
+    let build = status(Command::new("cargo").args(["xtask", "build-services", "--release"]))?;
+    if build != ExitCode::SUCCESS {
+        return Ok(build);
+    }
+    let out = Path::new(".local/bench/tiers");
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut reports = Vec::new();
+    for profile in tiers::PROFILES {
+        let json = out.join(format!("{profile}.json"));
+        // A short warm-up (connections, caches), then the measured run.
+        let script = format!(
+            "set -eu; echo '{target}' | vegeta attack -rate=200/s -duration=2s > /dev/null; \
+             echo '{target}' | vegeta attack -rate={rate}/s -duration={duration} | vegeta report -type=json > {json}",
+            target = tiers::TARGET,
+            json = json.display(),
+        );
+        let args: Vec<String> = ["run", "--stop-others", profile, "--", "sh", "-c", &script]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let code = status(&mut stack::command(pins, &args)?)?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+        let text =
+            std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?;
+        reports.push(tiers::Report::parse(&text)?);
+    }
+    let (table, ok) = tiers::compare(&reports[0], &reports[1])?;
+    let summary =
+        format!("# Rate-limit tiers at {rate} req/s for {duration} (just bench-tiers)\n\n{table}");
+    std::fs::write(out.join("results.md"), &summary).map_err(|e| format!("results.md: {e}"))?;
+    println!("{summary}");
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
 
