@@ -646,6 +646,13 @@ impl Runner {
                     let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
                 }
             }
+            // The profile's processes are our children while the command
+            // runs: reap one that dies (a test may kill it), or it stays a
+            // zombie whose pid still counts as alive (PostgreSQL then
+            // refuses to start again over its postmaster.pid).
+            for started in self.children.values_mut() {
+                let _ = started.try_wait();
+            }
             sleep(Duration::from_millis(50));
         };
         let code = status

@@ -467,3 +467,18 @@ fn reset_stops_the_profile_and_deletes_only_its_state() {
     let out = s.ok(&["reset", "other"]);
     assert!(out.contains("other: no state to delete"), "{out}");
 }
+
+#[test]
+fn a_process_killed_while_run_runs_is_reaped() {
+    let s = Scratch::new("reap");
+    // The command kills the profile's web server and waits for its pid to
+    // disappear: a zombie (an unreaped child of the runner) keeps it.
+    let script = "pid=$(cut -d' ' -f1 \"$STACK_STATE_DIR/pids/web.pid\"); kill -9 $pid; \
+                  for _ in $(seq 50); do [ -e /proc/$pid ] || exit 0; sleep 0.1; done; exit 7";
+    let output = s.stack(&["run", "other", "--", "sh", "-c", script]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "the killed process was not reaped"
+    );
+}
