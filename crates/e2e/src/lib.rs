@@ -252,6 +252,25 @@ pub fn max_admitted(per_minute: u32, elapsed: Duration) -> u32 {
 /// where the stack is: `STACK_PROFILE`, `STACK_STATE_DIR`, `STACK_BIN`.
 pub mod load;
 
+/// Waits until the current minute has at least `needed` left: the global
+/// rate-limit tier counts in fixed windows aligned to the minute, so a test
+/// that starts early in one and ends inside it sees exact counts.
+pub async fn start_of_a_window(needed: Duration) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let into = Duration::from_millis(u64::try_from(now.as_millis() % 60_000).unwrap_or(0));
+    // A second of margin on both sides for clocks and in-flight calls.
+    if into < Duration::from_secs(1) || into + needed > Duration::from_secs(59) {
+        let wait = Duration::from_secs(61).saturating_sub(into);
+        println!(
+            "waiting {:.1} s for a fresh rate-limit window",
+            wait.as_secs_f64()
+        );
+        tokio::time::sleep(wait).await;
+    }
+}
+
 pub mod stack {
     use std::{
         path::{Path, PathBuf},

@@ -10,24 +10,11 @@ use std::{
         Arc,
         atomic::{AtomicU32, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
-use e2e::{fresh_client_ip, limits, max_admitted, rest_client, stack, url};
+use e2e::{fresh_client_ip, limits, max_admitted, rest_client, stack, start_of_a_window, url};
 use reqwest::StatusCode;
-
-async fn start_of_a_window(needed: Duration) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let into = Duration::from_millis(u64::try_from(now.as_millis() % 60_000).unwrap());
-    if into < Duration::from_secs(1) || into + needed > Duration::from_secs(59) {
-        let wait = Duration::from_secs(61) - into;
-        println!(
-            "waiting {:.1} s for a fresh rate-limit window",
-            wait.as_secs_f64()
-        );
-        tokio::time::sleep(wait).await;
-    }
-}
 
 /// `n` sequential calls from `ip`: (admitted, refused, slowest call).
 async fn calls(ip: IpAddr, n: u32) -> (u32, Vec<String>, Duration) {

@@ -16,26 +16,11 @@ use std::{
         Arc,
         atomic::{AtomicU32, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
-use e2e::{fresh_client_ip, limits, rest_client, url};
+use e2e::{fresh_client_ip, limits, rest_client, start_of_a_window, url};
 use reqwest::StatusCode;
-
-/// Waits until the current minute window has at least `needed` left.
-async fn start_of_a_window(needed: Duration) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let into = Duration::from_millis(u64::try_from(now.as_millis() % 60_000).unwrap());
-    // A second of margin on both sides for clocks and in-flight calls.
-    if into < Duration::from_secs(1) || into + needed > Duration::from_secs(59) {
-        let wait = Duration::from_secs(61) - into;
-        println!(
-            "waiting {:.1} s for a fresh rate-limit window",
-            wait.as_secs_f64()
-        );
-        tokio::time::sleep(wait).await;
-    }
-}
 
 /// What a refused call says about the tier that refused it.
 struct Refusal {
