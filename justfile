@@ -145,10 +145,6 @@ deploy-auth:
 images:
     cargo xtask images
 
-# The image tag: workspace version + short git sha (+ -dirty for uncommitted changes)
-_image-tag:
-    @cargo xtask image-tag
-
 # Prove the runtime image without Docker: static binaries, scratch image via buildah, size, a real start + health check from the image's own filesystem
 image-check:
     cargo xtask image-check

@@ -48,7 +48,7 @@ IMAGES=("${SERVICES[@]}" envoy-gateway envoy coredns pause ratelimit redis)
 is_service() { [[ " ${SERVICES[*]} " == *" $1 "* ]]; }
 
 # The service tag is <crate version>-<git sha>[-dirty], as `just images` tags.
-service_tag() { (cd "$REPO" && just --quiet _image-tag); }
+service_tag() { (cd "$REPO" && cargo xtask image-tag); }
 
 refs_of() { # image: its refs, the one its archive names first
   if is_service "$1"; then
