@@ -197,24 +197,23 @@ fn redis_is_the_same_version_for_users_and_the_ci_cluster() {
         .next()
         .unwrap()
         .to_owned();
-    let users = render("k8s/redis");
-    let image = users
-        .iter()
-        .find(|o| o["kind"].as_str() == Some("Deployment"))
-        .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
-        .unwrap();
+    let deployment_image = |dir: &str| {
+        render(dir)
+            .into_iter()
+            .find(|o| o["kind"].as_str() == Some("Deployment"))
+            .and_then(|d| {
+                d["spec"]["template"]["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| panic!("{dir}: no Deployment image"))
+    };
     assert_eq!(
-        image.as_str(),
-        Some(format!("docker.io/library/redis:{upstream}").as_str())
+        deployment_image("k8s/redis"),
+        format!("docker.io/library/redis:{upstream}")
     );
-    let ci = render("k8s/local-cluster/overlays/redis");
-    let image = ci
-        .iter()
-        .find(|o| o["kind"].as_str() == Some("Deployment"))
-        .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].clone())
-        .unwrap();
     assert_eq!(
-        image.as_str(),
-        Some(format!("envoy-poc.local/redis:{upstream}").as_str())
+        deployment_image("k8s/local-cluster/overlays/redis"),
+        format!("envoy-poc.local/redis:{upstream}")
     );
 }
