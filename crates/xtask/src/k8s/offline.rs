@@ -196,21 +196,35 @@ pub fn run(root: &Path, work: &Path, versions: &Versions<'_>) -> Result<()> {
     Ok(())
 }
 
-/// k8s/base and every overlay, as paths relative to the root.
+/// k8s/base and every overlay, as paths relative to the root. Overlays may
+/// be grouped one level or more down (k8s/overlays/bench-tiers/{local,global}):
+/// a directory counts when it holds a kustomization.yaml, otherwise its
+/// subdirectories are searched.
 fn kustomizations(root: &Path) -> Result<Vec<String>> {
-    let overlays = root.join("k8s/overlays");
-    let entries = std::fs::read_dir(&overlays).map_err(|source| Error::Io {
-        path: overlays.clone(),
-        source,
-    })?;
-    let mut dirs: Vec<String> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .map(|e| format!("k8s/overlays/{}", e.file_name().to_string_lossy()))
-        .collect();
+    let mut dirs = Vec::new();
+    collect_kustomizations(root, &root.join("k8s/overlays"), &mut dirs)?;
     dirs.sort();
     dirs.insert(0, "k8s/base".to_owned());
     Ok(dirs)
+}
+
+fn collect_kustomizations(root: &Path, dir: &Path, found: &mut Vec<String>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+        if !path.is_dir() {
+            continue;
+        }
+        if path.join("kustomization.yaml").is_file() {
+            let relative = path.strip_prefix(root).unwrap_or(&path);
+            found.push(relative.to_string_lossy().into_owned());
+        } else {
+            collect_kustomizations(root, &path, found)?;
+        }
+    }
+    Ok(())
 }
 
 /// The source directory of Envoy Gateway's Go module at `version`.
@@ -362,6 +376,8 @@ mod tests {
         let dirs = kustomizations(&crate::k8s::root()).unwrap();
         assert_eq!(dirs[0], "k8s/base");
         assert!(dirs.contains(&"k8s/overlays/cluster".to_owned()));
+        assert!(dirs.contains(&"k8s/overlays/bench-tiers/global".to_owned()));
+        assert!(!dirs.contains(&"k8s/overlays/bench-tiers".to_owned()));
         assert!(dirs[1..].is_sorted());
     }
 
