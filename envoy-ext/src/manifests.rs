@@ -770,19 +770,36 @@ pub fn cluster_kustomization(table: &ServiceTable, version: &str) -> String {
         "{}# Everything a real cluster (Docker Desktop Kubernetes, kind) runs for the
 # project, on top of the pinned Envoy Gateway (crates/xtask/pins.toml) installed from
 # ../../envoy-gateway/values.yaml: the services (base) and the gateway objects
-# (GatewayClass, Gateway, GRPCRoutes, policies). The global rate-limit tier
-# (../../global-limits) is not in it yet: deploy does not run Redis on a
-# cluster yet (docs/rate-limiting.md).
+# (GatewayClass, Gateway, GRPCRoutes, policies), with two Envoy replicas
+# (envoyproxy.yaml) and the global rate-limit tier that keeps each client's
+# limit across both (../../global-limits). `just deploy` runs the Redis it
+# counts in (../../redis) beside Envoy Gateway, whose values name it.
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
   - ../../base
   - ../../gateway
+  - envoyproxy.yaml
+components:
+  - ../../global-limits
+patches:
+  - target:
+      kind: GatewayClass
+      name: envoy-poc
+    patch: |-
+      - op: add
+        path: /spec/parametersRef
+        value:
+          group: gateway.envoyproxy.io
+          kind: EnvoyProxy
+          name: cluster
+          namespace: {namespace}
 images:
   # `just deploy` overrides newTag with <crate version>-<git sha> so a rebuilt
   # image is always rolled out; this default is the plain crate version.
 {images}",
-        banner()
+        banner(),
+        namespace = table.gateway.namespace,
     )
 }
 
@@ -820,10 +837,6 @@ apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
   - ../../../k8s/overlays/cluster
-# The global rate-limit tier, checked here offline (the local scale profile
-# runs it; a cluster will once deploy runs Redis).
-components:
-  - ../../../k8s/global-limits
 patches:
 {cluster_ips}  - target:
       kind: EnvoyPatchPolicy

@@ -11,7 +11,7 @@ use std::{
         OnceLock,
         atomic::{AtomicU32, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use tonic::transport::{Channel, Endpoint};
@@ -246,6 +246,69 @@ pub fn max_admitted(per_minute: u32, elapsed: Duration) -> u32 {
     per_minute + refilled + 1
 }
 
+/// The rate-limit tier that refuses a client first on the gateway under
+/// test, from `E2E_RATE_LIMIT_TIER` (`local` unless set; `just
+/// test-cluster` sets `global`: the cluster overlay runs k8s/global-limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Each Envoy's token bucket, refilled continuously.
+    Local,
+    /// Envoy's rate-limit service, fixed windows aligned to the minute.
+    Global,
+}
+
+pub fn tier() -> Tier {
+    match std::env::var("E2E_RATE_LIMIT_TIER").as_deref() {
+        Err(_) | Ok("local") => Tier::Local,
+        Ok("global") => Tier::Global,
+        Ok(other) => panic!("E2E_RATE_LIMIT_TIER={other:?}: expected local or global"),
+    }
+}
+
+/// A burst of calls from one fresh client address against a service's
+/// limit, timed to bound what the tier may admit.
+pub struct Burst {
+    started: Instant,
+    started_at: SystemTime,
+}
+
+impl Burst {
+    pub fn start() -> Self {
+        Self {
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// How many calls the service's tier may admit by now: at least the
+    /// limit, plus the local tier's refill ([`max_admitted`]) or, for the
+    /// global tier, a whole limit more for each window boundary the burst
+    /// crossed (its counter starts again from zero there).
+    pub fn admits(&self, per_minute: u32) -> std::ops::RangeInclusive<u32> {
+        match tier() {
+            Tier::Local => per_minute..=max_admitted(per_minute, self.elapsed()),
+            Tier::Global => {
+                let windows = windows_touched(self.started_at, SystemTime::now());
+                per_minute..=per_minute * windows
+            }
+        }
+    }
+}
+
+/// How many minute-aligned windows `from..=to` touches (1 within one).
+fn windows_touched(from: SystemTime, to: SystemTime) -> u32 {
+    let minute = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() / 60)
+            .unwrap_or(0)
+    };
+    u32::try_from(minute(to).saturating_sub(minute(from)) + 1).unwrap_or(u32::MAX)
+}
+
 /// The local stack as the stack runner (crates/stack) runs it, for the
 /// fault tests that kill and restart service instances (`just test-faults`
 /// runs them under `cargo stack run ha`). `stack run` tells the command
@@ -356,6 +419,15 @@ pub mod stack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_within_a_minute_touches_one_window_and_each_boundary_adds_one() {
+        let at = |secs| UNIX_EPOCH + Duration::from_secs(secs);
+        assert_eq!(windows_touched(at(120), at(179)), 1);
+        assert_eq!(windows_touched(at(179), at(180)), 2);
+        assert_eq!(windows_touched(at(150), at(250)), 3);
+        assert_eq!(windows_touched(at(200), at(100)), 1, "a clock step back");
+    }
 
     #[test]
     fn each_process_claims_a_block_of_its_own() {

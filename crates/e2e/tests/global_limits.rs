@@ -112,6 +112,70 @@ async fn fifty_clients_on_one_address_get_exactly_the_global_limit() {
         admitted, limit,
         "admitted {admitted}, the global limit is {limit}"
     );
+    if let Ok(context) = std::env::var("E2E_KUBE_CONTEXT") {
+        across_replicas(&context, ip, admitted).await;
+    }
+}
+
+/// On a cluster: the admitted calls went through more than one Envoy
+/// replica, each of which alone would have let the client have its limit.
+async fn across_replicas(context: &str, ip: IpAddr, admitted: u32) {
+    let kubectl = |args: &[&str]| {
+        let output = std::process::Command::new("kubectl")
+            .args(["--context", context, "-n", "envoy-gateway-system"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|err| panic!("kubectl: {err}"));
+        assert!(
+            output.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let selector = e2e::service_table().envoy_selector();
+    let pods = kubectl(&["get", "pods", "-l", &selector, "-o", "name"]);
+    let pods: Vec<&str> = pods.split_whitespace().collect();
+    // The access log (JSON) names the client and the status of every call.
+    let client = format!("{ip}:");
+    let served_by = |pod: &str| {
+        kubectl(&["logs", pod, "-c", "envoy", "--tail=-1"])
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|entry| {
+                entry["downstream_remote_address"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with(&client))
+                    && entry["response_code"] == 200
+            })
+            .count() as u32
+    };
+    // Envoy flushes its access log every second or so.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let counts = loop {
+        let counts: Vec<u32> = pods.iter().map(|pod| served_by(pod)).collect();
+        if counts.iter().sum::<u32>() >= admitted || Instant::now() > deadline {
+            break counts;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let local_only = limits::customers_per_minute() * u32::try_from(pods.len()).unwrap();
+    println!(
+        "FIGURES global limit across {} Envoy replicas: {admitted} admitted, per replica {counts:?}; \
+         with the local tier alone each replica would have admitted up to {} (up to {local_only} in all)",
+        pods.len(),
+        limits::customers_per_minute()
+    );
+    assert!(pods.len() >= 2, "one Envoy replica: {pods:?}");
+    assert_eq!(
+        counts.iter().sum::<u32>(),
+        admitted,
+        "access logs of {pods:?}: {counts:?}"
+    );
+    assert!(
+        counts.iter().all(|&n| n > 0),
+        "a replica served none of the calls: {counts:?}"
+    );
 }
 
 #[tokio::test]

@@ -70,7 +70,8 @@ pub const SUITES: &[Suite] = &[
 ];
 
 /// `test = false` targets run by a task other than these suites:
-/// cluster_faults by `cargo xtask test-cluster` (src/k8s).
+/// cluster_faults by `cargo xtask test-cluster` (src/k8s), which also runs
+/// global_limits across its two Envoy replicas.
 pub const RUN_ELSEWHERE: &[&str] = &["cluster_faults"];
 
 pub fn suite(name: &str) -> Result<&'static Suite, String> {

@@ -62,8 +62,15 @@ pub fn test(root: &Path, work: &Path, eg_version: &str) -> Result<()> {
         env.iter()
             .fold(c, |c, (k, v)| c.env(k, v))
             .env("E2E_KUBE_CONTEXT", LOCAL_CLUSTER)
+            // The cluster overlay runs the global tier (k8s/global-limits).
+            .env("E2E_RATE_LIMIT_TIER", "global")
     };
     with_env(cargo_test()).run()?;
+    // Exact across the two Envoy replicas, where each alone would admit
+    // the limit.
+    with_env(cargo_test())
+        .args(["--test", "global_limits", "--", "--nocapture"])
+        .run()?;
     with_env(cargo_test())
         .args([
             "--test",

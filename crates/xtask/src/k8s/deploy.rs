@@ -30,7 +30,16 @@ pub struct Plan {
     pub extra_values: Option<&'static str>,
     /// kind cluster to load the images into.
     pub kind_load: Option<String>,
+    /// The kustomization that runs Redis for the global rate-limit tier,
+    /// relative to the root.
+    pub redis: &'static str,
 }
+
+/// The Deployment Envoy Gateway creates for Envoy's rate-limit service.
+pub const RATE_LIMIT_SERVICE: &str = "envoy-ratelimit";
+
+/// Redis as users run it: the pinned upstream image.
+const REDIS: &str = "k8s/redis";
 
 /// What differs per cluster.
 pub fn plan(cluster: &Cluster) -> Plan {
@@ -39,17 +48,20 @@ pub fn plan(cluster: &Cluster) -> Plan {
             chart: Chart::Oci,
             extra_values: None,
             kind_load: Some(name.clone()),
+            redis: REDIS,
         },
         // Images built on the machine (k8s/local-cluster/eg-values.yaml).
         Cluster::Local => Plan {
             chart: Chart::Module,
             extra_values: Some("k8s/local-cluster/eg-values.yaml"),
             kind_load: None,
+            redis: "k8s/local-cluster/overlays/redis",
         },
         Cluster::Other => Plan {
             chart: Chart::Oci,
             extra_values: None,
             kind_load: None,
+            redis: REDIS,
         },
     }
 }
@@ -152,6 +164,11 @@ pub fn deploy(root: &Path, work: &Path, eg_version: &str) -> Result<String> {
         .args(helm_args(root, &plan))
         .run()?;
     wait_available(EG_NAMESPACE, &["envoy-gateway"], "180s")?;
+    // Envoy Gateway runs the rate-limit service (envoy-ratelimit) against
+    // this Redis once the values name it; the global tier needs both.
+    println!("==> Redis for the global rate-limit tier ({})", plan.redis);
+    apply(&root.join(plan.redis))?;
+    wait_rollouts(EG_NAMESPACE, &["redis"], "180s")?;
 
     // A throwaway overlay pins this build's tag without editing tracked files.
     let dir = work.join("deploy");
@@ -196,6 +213,7 @@ pub fn deploy(root: &Path, work: &Path, eg_version: &str) -> Result<String> {
         },
     )?;
     wait_available(EG_NAMESPACE, &["-l", &selector], "180s")?;
+    wait_rollouts(EG_NAMESPACE, &[RATE_LIMIT_SERVICE], "180s")?;
     let programmed = kubectl(NAMESPACE)
         .args([
             "wait",
@@ -330,24 +348,29 @@ mod tests {
             Plan {
                 chart: Chart::Oci,
                 extra_values: None,
-                kind_load: Some("dev".into())
+                kind_load: Some("dev".into()),
+                redis: "k8s/redis",
             }
         );
         let local = plan(&Cluster::Local);
         assert_eq!(local.chart, Chart::Module);
         assert_eq!(local.extra_values, Some("k8s/local-cluster/eg-values.yaml"));
         assert_eq!(local.kind_load, None);
+        assert_eq!(local.redis, "k8s/local-cluster/overlays/redis");
         assert_eq!(
             plan(&Cluster::Other),
             Plan {
                 chart: Chart::Oci,
                 extra_values: None,
-                kind_load: None
+                kind_load: None,
+                redis: "k8s/redis",
             }
         );
-        // The values files exist where the plan says.
+        // The values files and the Redis kustomizations exist where the plan says.
         let root = crate::k8s::root();
         assert!(root.join(local.extra_values.unwrap()).is_file());
+        assert!(root.join(local.redis).join("kustomization.yaml").is_file());
+        assert!(root.join(kind.redis).join("kustomization.yaml").is_file());
     }
 
     #[test]

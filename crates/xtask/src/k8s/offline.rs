@@ -190,7 +190,7 @@ pub fn run(root: &Path, work: &Path, versions: &Versions<'_>) -> Result<()> {
         .read()?;
     check_eg_config(&template)?;
     println!(
-        "helm template gateway-helm {} + k8s/envoy-gateway/values.yaml: EnvoyPatchPolicy, Backend, XDSNameSchemeV2 on",
+        "helm template gateway-helm {} + k8s/envoy-gateway/values.yaml: EnvoyPatchPolicy, Backend, XDSNameSchemeV2 on, Redis rate-limit backend",
         versions.envoy_gateway
     );
     Ok(())
@@ -299,8 +299,19 @@ pub fn check_eg_config(helm_template: &str) -> Result<()> {
         .collect();
     ensure(flags.contains(&"XDSNameSchemeV2"), || {
         format!("EG config: XDSNameSchemeV2 is not in runtimeFlags.enabled ({flags:?})")
-    })
+    })?;
+    // The global tier (k8s/global-limits) needs the Redis backend, which
+    // k8s/redis serves; without it Envoy Gateway drops the global rules.
+    let redis = path(&["rateLimit", "backend", "redis", "url"]).and_then(Yaml::as_str);
+    ensure(
+        path(&["rateLimit", "backend", "type"]).and_then(Yaml::as_str) == Some("Redis")
+            && redis == Some(REDIS_URL),
+        || format!("EG config: rateLimit.backend is not Redis at {REDIS_URL} ({redis:?})"),
+    )
 }
+
+/// Where Envoy Gateway's rate-limit service finds k8s/redis.
+const REDIS_URL: &str = "redis.envoy-gateway-system.svc.cluster.local:6379";
 
 fn eg_config(helm_template: &str) -> Result<Yaml> {
     for doc in serde_norway::Deserializer::from_str(helm_template) {
@@ -391,7 +402,9 @@ mod tests {
 
     const GOOD: &str = "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: EnvoyGateway\n\
                         extensionApis:\n  enableBackend: true\n  enableEnvoyPatchPolicy: true\n\
-                        runtimeFlags:\n  enabled:\n  - XDSNameSchemeV2\n";
+                        runtimeFlags:\n  enabled:\n  - XDSNameSchemeV2\n\
+                        rateLimit:\n  backend:\n    type: Redis\n    redis:\n      \
+                        url: redis.envoy-gateway-system.svc.cluster.local:6379\n";
 
     #[test]
     fn eg_config_with_our_values_passes() {
@@ -406,6 +419,8 @@ mod tests {
             ("  - XDSNameSchemeV2", "  - SomethingElse"),
             ("runtimeFlags:", "runtimeFlag:"),
             ("kind: EnvoyGateway", "kind: EnvoyProxy"),
+            ("type: Redis", "type: Memcached"),
+            ("system.svc", "other.svc"),
         ] {
             let bad = GOOD.replace(from, to);
             assert_ne!(bad, GOOD);
