@@ -154,6 +154,15 @@ with_image_rootfs() { # ref fn [args...]: fn gets the container and its mounted 
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+wait_listening() { # port: up to 10 s for 127.0.0.1:port to accept
+  local _
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # Start a server from the rootfs as `user`; it must accept connections on
 # 127.0.0.1:port within 30s, then exit 0 within 10s of SIGTERM.
 check_serves() { # rootfs user port cmd... (stdin is passed on)
@@ -425,6 +434,9 @@ check_ratelimit() { # ctr rootfs
   # Debian server the redis image is made of), with a file config.
   ensure_redis_server
   redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no >/dev/null & redis_pid=$!
+  # Only once Redis listens: a cold start lost that race on CI, and the
+  # service panicked with "connection refused".
+  wait_listening "$redis_port" || { kill "$redis_pid"; die "redis-server never listened on :$redis_port"; }
   mkdir -p "$2/tmp/rl/config"
   (
     export USE_STATSD=false REDIS_SOCKET_TYPE=tcp REDIS_URL="127.0.0.1:$redis_port" RUNTIME_ROOT=/tmp/rl \
