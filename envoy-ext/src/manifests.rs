@@ -346,7 +346,7 @@ pub fn auth_kustomization(table: &ServiceTable) -> String {
       name: {name}
     patch: |-
       - op: add
-        path: /spec/rateLimit/local/rules/-
+        path: /spec/rateLimit/global/rules/-
         value:
           clientSelectors:
             - headers:
@@ -365,17 +365,20 @@ pub fn auth_kustomization(table: &ServiceTable) -> String {
         "{}# Authentication and roles at the gateway, as a layer on top of the gateway
 # objects: JWTs issued by Keycloak (realm envoy-poc) are required on the
 # service routes, the caller's realm roles decide which gRPC methods it may
-# call, and each user gets a rate-limit bucket of its own next to the per-IP
+# call, and each user gets a rate-limit count of its own next to the per-IP
 # one. docs/auth.md explains the flow; k8s/keycloak runs Keycloak on a cluster.
 #
 # A Component, so that it can patch the BackendTrafficPolicies of whichever
-# overlay includes it (cluster, local-auth) without copying them.
+# overlay includes it (cluster, local-auth) without copying them. The
+# per-user limit is global (counted in Redis, whichever Envoy replica a
+# user's calls reach), so the overlay below must run the global tier
+# (../global-limits).
 apiVersion: kustomize.config.k8s.io/v1alpha1
 kind: Component
 resources:
   - securitypolicies.yaml
 patches:
-  # Per user, on top of the per-IP bucket: the JWT filter runs before the
+  # Per user, on top of the per-IP count: the JWT filter runs before the
   # rate limiter and has copied the token's `sub` into x-user-id by then.
 {patches}",
         banner()

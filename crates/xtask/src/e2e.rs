@@ -64,7 +64,11 @@ pub const SUITES: &[Suite] = &[
         targets: &["auth"],
         profile: Some("auth"),
         stop_others: true,
-        env: &[("E2E_KEYCLOAK", crate::token::KEYCLOAK_URL)],
+        // The auth stack runs the global tier (its per-user limit is global).
+        env: &[
+            ("E2E_KEYCLOAK", crate::token::KEYCLOAK_URL),
+            ("E2E_RATE_LIMIT_TIER", "global"),
+        ],
         test_args: &["--test-threads", "4", "--nocapture"],
     },
 ];

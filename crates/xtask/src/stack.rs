@@ -10,8 +10,9 @@ use crate::tools::{self, ToolError};
 /// The profile that runs Keycloak (`KEYCLOAK_HOME`, `JAVA_HOME`).
 const AUTH_PROFILE: &str = "auth";
 
-/// The profile that runs PostgreSQL, Redis and the rate-limit service.
-const SCALE_PROFILE: &str = "scale";
+/// The profiles that run PostgreSQL, Redis and the rate-limit service
+/// (auth extends scale: its per-user limit is global).
+const SCALE_PROFILES: &[&str] = &["scale", AUTH_PROFILE];
 
 /// Does this `cargo stack` command line name the auth profile (before any
 /// `--`, after which the command of `run` starts)?
@@ -46,7 +47,7 @@ pub fn command(pins: &Pins, args: &[String]) -> Result<Command, ToolError> {
     if names_auth(args) {
         groups.push("auth");
     }
-    if names_profile(args, SCALE_PROFILE) {
+    if SCALE_PROFILES.iter().any(|p| names_profile(args, p)) {
         groups.push("scale");
     }
     tools::ensure(pins, &groups)?;

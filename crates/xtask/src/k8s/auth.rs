@@ -19,7 +19,8 @@ const FILTER_ORDER: [&str; 4] = [
     "envoy.filters.http.grpc_json_transcoder",
     "envoy.filters.http.jwt_authn",
     "envoy.filters.http.rbac",
-    "envoy.filters.http.local_ratelimit",
+    // The global tier's filter, which counts the per-user limit.
+    "envoy.filters.http.ratelimit",
 ];
 
 /// The cluster overlay as `egctl x translate` can take it offline (Service
@@ -102,12 +103,12 @@ pub fn check_route(svc: &str, route: &Value) -> Result<()> {
         per_filter["envoy.filters.http.jwt_authn"].is_object(),
         || format!("{name}: JWT authentication is not on"),
     )?;
-    let headers = strings_under(
-        &per_filter["envoy.filters.http.local_ratelimit"],
-        "headerName",
-    );
+    // The descriptors the route sends to the rate-limit service.
+    let headers = strings_under(&per_filter["envoy.filters.http.ratelimit"], "headerName");
     ensure(headers.contains(&USER_HEADER), || {
-        format!("{name}: no per-user ({USER_HEADER}) rate-limit descriptor (has {headers:?})")
+        format!(
+            "{name}: no per-user ({USER_HEADER}) global rate-limit descriptor (has {headers:?})"
+        )
     })
 }
 
@@ -130,8 +131,8 @@ pub fn run(root: &Path) -> Result<()> {
     let t = Translation::of_kustomization(&dir, &dir, Output::StatusAndXds)?;
     check(&t)?;
     println!(
-        "check-auth: SecurityPolicies accepted; transcoder -> jwt_authn -> rbac -> local_ratelimit; \
-         RBAC on the gRPC paths; per-user descriptor present"
+        "check-auth: SecurityPolicies accepted; transcoder -> jwt_authn -> rbac -> ratelimit; \
+         RBAC on the gRPC paths; per-user global descriptor present"
     );
     Ok(())
 }
@@ -142,12 +143,13 @@ mod tests {
     use crate::k8s::translate::tests::fixture;
     use serde_json::json;
 
-    const GOOD_FILTERS: [&str; 6] = [
+    const GOOD_FILTERS: [&str; 7] = [
         "rest-body-limit",
         "envoy.filters.http.grpc_json_transcoder",
         "envoy.filters.http.jwt_authn",
         "envoy.filters.http.rbac",
         "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.ratelimit",
         "envoy.filters.http.router",
     ];
 
@@ -158,7 +160,7 @@ mod tests {
             .collect();
         let mut per_filter = json!({
             "envoy.filters.http.rbac": {"rbac": {"matcher": {"matcherList": {"matchers": matchers}}}},
-            "envoy.filters.http.local_ratelimit": {"rateLimits": [{"actions": [{"requestHeaders": {"headerName": header}}]}]}
+            "envoy.filters.http.ratelimit": {"rateLimits": [{"actions": [{"requestHeaders": {"headerName": header}}]}]}
         });
         if jwt {
             per_filter["envoy.filters.http.jwt_authn"] = json!({"requirementName": "keycloak"});
@@ -245,11 +247,11 @@ mod tests {
         swapped.swap(2, 3); // rbac before jwt_authn
         assert!(check_filter_order(&names(&swapped)).is_err());
         assert!(
-            check_filter_order(&names(&GOOD_FILTERS[..4])).is_err(),
-            "no local_ratelimit"
+            check_filter_order(&names(&GOOD_FILTERS[..5])).is_err(),
+            "no global ratelimit"
         );
         let mut limit_first = GOOD_FILTERS;
-        limit_first.swap(1, 4); // the limit before the transcoder
+        limit_first.swap(1, 5); // the limit before the transcoder
         assert!(check_filter_order(&names(&limit_first)).is_err());
     }
 
