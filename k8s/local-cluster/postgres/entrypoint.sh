@@ -13,7 +13,8 @@ PATH=/usr/lib/postgresql/15/bin:/usr/local/bin:/usr/bin:/bin
 PGDATA=${PGDATA:-/var/lib/postgresql/data}
 POSTGRES_USER=${POSTGRES_USER:-postgres}
 POSTGRES_DB=${POSTGRES_DB:-$POSTGRES_USER}
-export PGDATA
+# Exported: initdb finds the server binary through its own PATH lookup.
+export PATH PGDATA
 
 case "$POSTGRES_USER$POSTGRES_DB" in
   *'"'* | *"'"*) echo "entrypoint: POSTGRES_USER and POSTGRES_DB must not hold quotes" >&2; exit 1 ;;
