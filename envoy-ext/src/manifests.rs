@@ -491,9 +491,9 @@ spec:
 pub fn base_services(table: &ServiceTable, version: &str) -> String {
     let objects = table.services.iter().map(|service| {
         format!(
-            "# {name}: one replica on purpose. The store is in memory, so two replicas would
-# be two different databases behind one Service (see docs/kubernetes.md,
-# \"Data caveat\"). Scale out only once persistence exists.
+            "# {name}: one replica, records in memory (the pod's own): two replicas here
+# would be two different databases behind one Service. The cluster overlay
+# (k8s/overlays/cluster) runs two on PostgreSQL (docs/kubernetes.md, \"Data\").
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -600,7 +600,7 @@ spec:
       appProtocol: kubernetes.io/h2c
 ---
 # With one replica this budget does not block node drains (it allows the one
-# pod to go); it exists so that a later scale-out keeps at most one pod down.
+# pod to go); the cluster overlay, at two replicas, makes it minAvailable: 1.
 apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:
@@ -756,9 +756,72 @@ patches:
     )
 }
 
-/// `k8s/overlays/cluster/kustomization.yaml`: base and gateway objects, and
-/// the default tag of every service image.
+/// Where the cluster overlay mounts the page-token key Secret.
+const PAGE_TOKEN_KEY_DIR: &str = "/etc/envoy-poc/page-token";
+
+/// The cluster overlay's patches of one service: two replicas on the shared
+/// PostgreSQL (k8s/postgres), the password and the page-token key from the
+/// Secrets `just deploy` creates, a budget that keeps one pod up.
+fn cluster_service_patches(service: &Service) -> String {
+    format!(
+        "  # {name}: two replicas sharing PostgreSQL and one page-token key.
+  - target:
+      kind: Deployment
+      name: {name}
+    patch: |-
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata:
+        name: {name}
+      spec:
+        replicas: 2
+        template:
+          metadata:
+            labels:
+              # Let in by k8s/postgres's NetworkPolicy.
+              envoy-poc/database-client: \"true\"
+          spec:
+            containers:
+              - name: {name}
+                env:
+                  # Expanded into the URL below, never printed by the service.
+                  - name: DATABASE_PASSWORD
+                    valueFrom:
+                      secretKeyRef:
+                        name: postgres-credentials
+                        key: password
+                  - name: {env}_DATABASE_URL
+                    value: postgres://envoy_poc:$(DATABASE_PASSWORD)@postgres:5432/envoy_poc
+                  - name: {env}_PAGE_TOKEN_KEY_FILE
+                    value: {PAGE_TOKEN_KEY_DIR}/key
+                volumeMounts:
+                  - name: page-token-key
+                    mountPath: {PAGE_TOKEN_KEY_DIR}
+                    readOnly: true
+            volumes:
+              - name: page-token-key
+                secret:
+                  secretName: page-token-key
+  - target:
+      kind: PodDisruptionBudget
+      name: {name}
+    patch: |-
+      - op: remove
+        path: /spec/maxUnavailable
+      - op: add
+        path: /spec/minAvailable
+        value: 1
+",
+        name = service.name,
+        env = service.env_prefix,
+    )
+}
+
+/// `k8s/overlays/cluster/kustomization.yaml`: base and gateway objects, the
+/// services on PostgreSQL at two replicas, and the default tag of every
+/// service image.
 pub fn cluster_kustomization(table: &ServiceTable, version: &str) -> String {
+    let service_patches: String = table.services.iter().map(cluster_service_patches).collect();
     let images: String = table
         .services
         .iter()
@@ -777,6 +840,12 @@ pub fn cluster_kustomization(table: &ServiceTable, version: &str) -> String {
 # (envoyproxy.yaml) and the global rate-limit tier that keeps each client's
 # limit across both (../../global-limits). `just deploy` runs the Redis it
 # counts in (../../redis) beside Envoy Gateway, whose values name it.
+#
+# Each service runs two replicas on one PostgreSQL (../../postgres, which
+# `just deploy` applies first), so a write answered by one pod is read by the
+# other, and a PodDisruptionBudget keeps one of them up. The password and the
+# page-token key come from Secrets (postgres-credentials, page-token-key) that
+# `just deploy` creates with random values when absent.
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
@@ -797,7 +866,7 @@ patches:
           kind: EnvoyProxy
           name: cluster
           namespace: {namespace}
-images:
+{service_patches}images:
   # `just deploy` overrides newTag with <crate version>-<git sha> so a rebuilt
   # image is always rolled out; this default is the plain crate version.
 {images}",

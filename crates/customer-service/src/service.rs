@@ -8,7 +8,10 @@ use api::customer::v1::{
     ListCustomersRequest, ListCustomersResponse, UpdateCustomerRequest,
     customer_service_server::CustomerService,
 };
-use resource_store::{Crud, Store, paging::PageTokens};
+use resource_store::{
+    Crud, Store,
+    paging::{PageTokenKey, PageTokens},
+};
 use tonic::{Request, Response, Status};
 
 use crate::store::Customers;
@@ -22,9 +25,9 @@ pub struct CustomerApi {
 }
 
 impl CustomerApi {
-    pub fn new(store: Arc<dyn Store<Customers>>) -> Self {
+    pub fn new(store: Arc<dyn Store<Customers>>, key: PageTokenKey) -> Self {
         Self {
-            customers: Crud::new(store, PAGE_TOKENS),
+            customers: Crud::new(store, PAGE_TOKENS.with_key(key)),
         }
     }
 }

@@ -7,7 +7,7 @@ use api::customer::v1::{
 };
 use postgres_store::{DatabaseArgs, StoreArgs};
 use prost_types::FieldMask;
-use resource_store::SeedArgs;
+use resource_store::{SeedArgs, paging::PageTokenKey};
 use service_runtime::{RunningServer, ServerConfig};
 use service_testing::{self as testing, assert_invalid, postgres::Backend};
 use tonic::{Code, transport::Channel};
@@ -28,13 +28,14 @@ async fn start_with(
             database_url,
             ..DatabaseArgs::default()
         },
+        ..StoreArgs::default()
     };
     let store = customer_service::open_store(&flags)
         .await
         .expect("store opens");
     let (server, channel) =
         testing::start_connected(&customer_service::SPEC, configure, |config| {
-            customer_service::api_routes(config, store)
+            customer_service::api_routes(config, store, PageTokenKey::default())
         })
         .await
         .expect("server starts");
@@ -424,6 +425,93 @@ async fn a_stale_etag_is_aborted_and_no_etag_overwrites(backend: Backend) {
     server.shutdown().await.expect("shutdown");
 }
 
+/// Two instances on one store with one key (`--page-token-key-file`, as
+/// every replica on the cluster gets it) continue each other's listings; an
+/// instance with another key rejects the token as an invalid `page_token`.
+async fn page_tokens_work_across_instances_sharing_the_key(backend: Backend) {
+    let database_url = tokio::task::spawn_blocking(move || backend.database_url())
+        .await
+        .expect("task")
+        .expect("database");
+    let dir = std::env::temp_dir().join(format!(
+        "customer-page-token-{}-{}",
+        std::process::id(),
+        database_url.is_some()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (key_a, key_b) = (dir.join("a"), dir.join("b"));
+    std::fs::write(&key_a, format!("{}\n", "a".repeat(64))).expect("key a");
+    std::fs::write(&key_b, "b".repeat(64)).expect("key b");
+    let flags = |key: &std::path::Path| StoreArgs {
+        database: DatabaseArgs {
+            database_url: database_url.clone(),
+            ..DatabaseArgs::default()
+        },
+        page_tokens: resource_store::paging::PageTokenArgs {
+            page_token_key_file: Some(key.to_path_buf()),
+        },
+        ..StoreArgs::default()
+    };
+    // One store shared by every instance, as one database is on the cluster.
+    let store = customer_service::open_store(&flags(&key_a))
+        .await
+        .expect("store opens");
+    let mut instances = Vec::new();
+    for key in [&key_a, &key_a, &key_b] {
+        let key = flags(key).page_token_key().expect("key file");
+        let store = std::sync::Arc::clone(&store);
+        instances.push(
+            testing::start_connected(
+                &customer_service::SPEC,
+                |_| {},
+                move |config| customer_service::api_routes(config, store, key),
+            )
+            .await
+            .expect("server starts"),
+        );
+    }
+    let mut clients: Vec<_> = instances
+        .iter()
+        .map(|(_, channel)| CustomerServiceClient::new(channel.clone()))
+        .collect();
+    let first = clients[0]
+        .list_customers(ListCustomersRequest {
+            page_size: 2,
+            page_token: String::new(),
+        })
+        .await
+        .expect("first page")
+        .into_inner();
+    assert!(
+        !first.next_page_token.is_empty(),
+        "the seed has more than 2"
+    );
+
+    let second = clients[1]
+        .list_customers(ListCustomersRequest {
+            page_size: 2,
+            page_token: first.next_page_token.clone(),
+        })
+        .await
+        .expect("the other instance with the same key continues")
+        .into_inner();
+    assert!(second.customers[0].id > first.customers[1].id);
+
+    let err = clients[2]
+        .list_customers(ListCustomersRequest {
+            page_size: 2,
+            page_token: first.next_page_token,
+        })
+        .await
+        .expect_err("an instance with another key rejects the token");
+    assert_invalid(&err, &["page_token"]);
+
+    for (server, _) in instances {
+        server.shutdown().await.expect("clean shutdown");
+    }
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
 /// Every test above, once per store backend.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -452,5 +540,6 @@ on_both_backends!(
     validation_errors_carry_field_violations,
     duplicate_email_is_already_exists_on_create_and_update,
     paging_visits_every_record_exactly_once,
+    page_tokens_work_across_instances_sharing_the_key,
     messages_over_max_message_bytes_are_rejected
 );

@@ -17,7 +17,7 @@ async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> (RunningServer
         .await
         .expect("in-memory store");
     testing::start_connected(&customer_service::SPEC, configure, |config| {
-        customer_service::api_routes(config, store)
+        customer_service::api_routes(config, store, Default::default())
     })
     .await
     .expect("server starts")

@@ -1,17 +1,43 @@
 //! Faults on a Kubernetes cluster, through its gateway: a service pod
-//! deleted under load, and a rolling restart of the Envoy Deployment under
-//! load. They change the cluster while they run, so `cargo test -p e2e`
+//! deleted under load, a rolling restart of both services (two replicas
+//! each on PostgreSQL) under mixed reads and writes that must lose no
+//! request and no acknowledged create, and a rolling restart of the Envoy
+//! Deployment under load. They change the cluster while they run, so `cargo test -p e2e`
 //! leaves this file out (`test = false` in Cargo.toml); `just test-cluster` runs them one at a time against the local cluster
 //! (`E2E_KUBE_CONTEXT`, `E2E_GATEWAY` and `E2E_CLIENT_CIDR` from
 //! `k8s/local-cluster/cluster.sh env`). docs/local-cluster.md has the figures.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::{process::Command, time::Duration};
+use std::{
+    net::IpAddr,
+    process::Command,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
-use e2e::load::{Call, FAIL_FAST, Load, is_unavailable};
+use api::customer::v1::{
+    CreateCustomerRequest, Customer, ListCustomersRequest,
+    customer_service_client::CustomerServiceClient,
+};
+use e2e::{
+    call, fresh_client_ip, grpc_channel,
+    load::{CALLS_PER_ADDRESS, Call, FAIL_FAST, Load, is_unavailable},
+    rest_client, unique_suffix, url,
+};
+use reqwest::StatusCode;
+use serde_json::json;
+use tonic::transport::Channel;
 
 const SERVICES_NAMESPACE: &str = "envoy-poc";
 const CUSTOMER_SELECTOR: &str = "app.kubernetes.io/name=customer-service";
+/// The cluster overlay's replicas per service.
+const REPLICAS: usize = 2;
+/// The Deployments a rolling restart goes through.
+const SERVICE_DEPLOYMENTS: [&str; 2] =
+    ["deployment/customer-service", "deployment/product-service"];
 const GATEWAY_NAMESPACE: &str = "envoy-gateway-system";
 
 /// `kubectl --context $E2E_KUBE_CONTEXT ARGS`, off the async runtime; panics
@@ -73,7 +99,11 @@ async fn deleted_service_pod_fails_fast_then_the_deployment_replaces_it() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let old = ready_pods(CUSTOMER_SELECTOR).await;
-    assert_eq!(old.len(), 1, "one Ready customer-service pod: {old:?}");
+    assert_eq!(
+        old.len(),
+        REPLICAS,
+        "{REPLICAS} Ready customer-service pods: {old:?}"
+    );
     // A crash, as the gateway sees it: the pod is gone from the API at once,
     // its endpoint with it, before the Deployment's replacement is Ready.
     let deleted = load.now();
@@ -89,10 +119,13 @@ async fn deleted_service_pod_fails_fast_then_the_deployment_replaces_it() {
     ])
     .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    // Replaced: as many Ready pods as before, the deleted one not among them.
     while ready_pods(CUSTOMER_SELECTOR)
         .await
         .iter()
-        .all(|p| *p == old[0])
+        .filter(|p| **p != old[0])
+        .count()
+        < REPLICAS
     {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -125,7 +158,7 @@ async fn deleted_service_pod_fails_fast_then_the_deployment_replaces_it() {
 
     let first_failure = failed.iter().map(|c| c.sent + c.latency).min();
     println!(
-        "FIGURES pod delete: {} calls, {} failed (all 503/UNAVAILABLE), first failure {}, slowest failure {:.1} ms; \
+        "FIGURES pod delete (1 of {REPLICAS}): {} calls, {} failed (all 503/UNAVAILABLE), first failure {}, slowest failure {:.1} ms; \
          replacement Ready {:.1} s after the delete, calls succeed {:.0} ms after that",
         calls.len(),
         failed.len(),
@@ -137,6 +170,245 @@ async fn deleted_service_pod_fails_fast_then_the_deployment_replaces_it() {
         (replaced - deleted).as_secs_f64(),
         ms(recovered.saturating_sub(replaced)),
     );
+}
+
+/// One worker's clients; a fresh client address every CALLS_PER_ADDRESS
+/// calls keeps each address below the per-client rate limit.
+struct Clients {
+    ip: IpAddr,
+    used: u32,
+    http: reqwest::Client,
+    grpc: Option<CustomerServiceClient<Channel>>,
+}
+
+impl Clients {
+    fn new() -> Self {
+        let ip = fresh_client_ip();
+        Self {
+            ip,
+            used: 0,
+            http: rest_client(ip),
+            grpc: None,
+        }
+    }
+
+    fn next(&mut self) {
+        self.used += 1;
+        if self.used > CALLS_PER_ADDRESS {
+            *self = Self::new();
+            self.used = 1;
+        }
+    }
+
+    async fn grpc(&mut self) -> Result<&mut CustomerServiceClient<Channel>, String> {
+        if self.grpc.is_none() {
+            let channel = grpc_channel(self.ip).await.map_err(|e| e.to_string())?;
+            self.grpc = Some(CustomerServiceClient::new(channel));
+        }
+        self.grpc.as_mut().ok_or_else(|| "no channel".to_owned())
+    }
+}
+
+/// The `n`th call of a worker: REST create, gRPC create, REST read of the
+/// worker's last acknowledged create (from whichever pod Envoy picks), gRPC
+/// list. Returns the acknowledged create (id, email), if it was one.
+async fn mixed_call(
+    clients: &mut Clients,
+    n: u32,
+    last: Option<&(String, String)>,
+) -> Result<Option<(String, String)>, String> {
+    clients.next();
+    let email = format!("cluster-roll-{}@example.com", unique_suffix());
+    match (n % 4, last) {
+        (0, _) => {
+            let response = clients
+                .http
+                .post(url("/customers"))
+                .json(&json!({"name": "Cluster Rolling Rest", "email": email}))
+                .send()
+                .await
+                .map_err(|e| format!("REST transport error: {e}"))?;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+            if status != StatusCode::OK {
+                return Err(format!("REST {status} {body}"));
+            }
+            let id = body["id"].as_str().ok_or("no id")?.to_owned();
+            Ok(Some((id, email)))
+        }
+        (1, _) => {
+            let created = clients
+                .grpc()
+                .await?
+                .create_customer(CreateCustomerRequest {
+                    customer: Some(Customer {
+                        name: "Cluster Rolling Grpc".into(),
+                        email: email.clone(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .map_err(|s| format!("gRPC {:?} {}", s.code(), s.message()))?;
+            Ok(Some((created.into_inner().id, email)))
+        }
+        (2, Some((id, email))) => {
+            let response = clients
+                .http
+                .get(url(&format!("/customers/{id}")))
+                .send()
+                .await
+                .map_err(|e| format!("REST transport error: {e}"))?;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+            if status != StatusCode::OK || body["email"] != email.as_str() {
+                return Err(format!("{id}: read {status} {body}, wrote {email}"));
+            }
+            Ok(None)
+        }
+        _ => clients
+            .grpc()
+            .await?
+            .list_customers(ListCustomersRequest {
+                page_size: 5,
+                ..Default::default()
+            })
+            .await
+            .map(|_| None)
+            .map_err(|s| format!("gRPC {:?} {}", s.code(), s.message())),
+    }
+}
+
+/// `kubectl rollout restart` of both services under mixed load: with two
+/// replicas, `maxUnavailable: 0`, readiness that drops at SIGTERM and the
+/// preStop pause, no call fails; with the records in PostgreSQL, every
+/// create acknowledged before, during or after the restart is read back
+/// afterwards through the gateway, whichever new pod answers.
+#[tokio::test]
+async fn rolling_restart_of_the_services_loses_no_request_and_no_write() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (stop, acknowledged, failures) = (
+                Arc::clone(&stop),
+                Arc::clone(&acknowledged),
+                Arc::clone(&failures),
+            );
+            tokio::spawn(async move {
+                let mut clients = Clients::new();
+                let (mut n, mut slowest, mut last) = (w as u32, Duration::ZERO, None);
+                let mut calls = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let result = mixed_call(&mut clients, n, last.as_ref()).await;
+                    slowest = slowest.max(t.elapsed());
+                    match result {
+                        Ok(Some(write)) => {
+                            last = Some(write.clone());
+                            acknowledged.lock().unwrap().push(write);
+                        }
+                        Ok(None) => {}
+                        Err(failure) => failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{:?} worker {w}: {failure}", started.elapsed())),
+                    }
+                    n += 1;
+                    calls += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                (calls, slowest)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let restarted = Instant::now();
+    let mut restart = vec!["-n", SERVICES_NAMESPACE, "rollout", "restart"];
+    restart.extend(SERVICE_DEPLOYMENTS);
+    kubectl(&restart).await;
+    for deployment in SERVICE_DEPLOYMENTS {
+        kubectl(&[
+            "-n",
+            SERVICES_NAMESPACE,
+            "rollout",
+            "status",
+            deployment,
+            "--timeout=300s",
+        ])
+        .await;
+    }
+    let rolled = restarted.elapsed();
+    // "Rolled out" while the old pods still drain; keep the load on until
+    // they are gone, so their shutdown is covered too.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let terminating = kubectl(&[
+            "-n",
+            SERVICES_NAMESPACE,
+            "get",
+            "pods",
+            "-l",
+            "envoy-poc/database-client=true",
+            "-o",
+            "jsonpath={.items[?(@.metadata.deletionTimestamp)].metadata.name}",
+        ])
+        .await;
+        if terminating.trim().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "old pods still there: {terminating}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut calls, mut slowest) = (0, Duration::ZERO);
+    for worker in workers {
+        let (n, s) = worker.await.unwrap();
+        calls += n;
+        slowest = slowest.max(s);
+    }
+    let failures = failures.lock().unwrap().clone();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+
+    // Every acknowledged create is there, whichever pod answers.
+    let mut clients = Clients::new();
+    let mut lost = Vec::new();
+    for (id, email) in &acknowledged {
+        clients.next();
+        let (status, body) = call(clients.http.get(url(&format!("/customers/{id}")))).await;
+        if status != StatusCode::OK || body["email"] != email.as_str() {
+            lost.push(format!("{id} {email}: {status} {body}"));
+        }
+    }
+    println!(
+        "FIGURES cluster rolling restart ({REPLICAS} replicas each, PostgreSQL): {calls} calls \
+         (4 clients, REST + gRPC creates, reads, lists), {} failed, {} acknowledged creates, \
+         {} lost; slowest call {:.0} ms; rollout took {:.1} s",
+        failures.len(),
+        acknowledged.len(),
+        lost.len(),
+        slowest.as_secs_f64() * 1000.0,
+        rolled.as_secs_f64(),
+    );
+    assert!(calls > 200, "too little load to show anything: {calls}");
+    assert!(
+        acknowledged.len() > 50,
+        "too few writes: {}",
+        acknowledged.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} calls failed: {:#?}",
+        failures.len(),
+        &failures[..failures.len().min(10)]
+    );
+    assert!(lost.is_empty(), "lost writes: {lost:#?}");
 }
 
 #[tokio::test]

@@ -259,3 +259,43 @@ fn redis_is_the_same_version_for_users_and_the_ci_cluster() {
         format!("envoy-poc.local/redis:{upstream}")
     );
 }
+
+/// Users pull the official PostgreSQL image of the release the CI cluster
+/// builds from Debian's postgresql-15 (and the scale profile and the store's
+/// tests run); the CI overlay only swaps the image.
+#[test]
+fn postgres_is_the_same_version_for_users_and_the_ci_cluster() {
+    let pins = xtask::pins::Pins::load().unwrap();
+    let apt = pins.version("postgresql-15").unwrap().to_owned();
+    // Debian revision off: <upstream>-<revision> -> <upstream>
+    let upstream = apt.split('-').next().unwrap().to_owned();
+    assert!(
+        upstream.starts_with("15."),
+        "postgresql-15 pin {apt} is not a 15.x release"
+    );
+    let statefulset = |dir: &str| {
+        render(dir)
+            .into_iter()
+            .find(|o| o["kind"].as_str() == Some("StatefulSet"))
+            .unwrap_or_else(|| panic!("{dir}: no StatefulSet"))
+    };
+    let image = |dir: &str| {
+        statefulset(dir)["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("{dir}: no image"))
+    };
+    assert_eq!(
+        image("k8s/postgres"),
+        format!("docker.io/library/postgres:{upstream}")
+    );
+    assert_eq!(
+        image("k8s/local-cluster/overlays/postgres"),
+        format!("envoy-poc.local/postgres:{upstream}")
+    );
+    // Nothing else differs between the two.
+    let mut local = statefulset("k8s/local-cluster/overlays/postgres");
+    local["spec"]["template"]["spec"]["containers"][0]["image"] =
+        statefulset("k8s/postgres")["spec"]["template"]["spec"]["containers"][0]["image"].clone();
+    assert_eq!(local, statefulset("k8s/postgres"));
+}

@@ -18,7 +18,10 @@ use std::{sync::Arc, time::Duration};
 
 use clap::Args;
 use prost::Message;
-use resource_store::{Schema, Store, Table};
+use resource_store::{
+    Schema, Store, Table,
+    paging::{PageTokenArgs, PageTokenKey, PageTokenKeyError},
+};
 
 pub use store::{OpenError, PgOptions, PgStore};
 
@@ -74,13 +77,42 @@ impl DatabaseArgs {
     }
 }
 
-/// The service binaries' own flags: what to seed and where records live.
+/// The service binaries' own flags: what to seed, where records live and
+/// the key their page tokens are signed with.
 #[derive(Debug, Clone, Default, Args)]
 pub struct StoreArgs {
     #[command(flatten)]
     pub seed: resource_store::SeedArgs,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub page_tokens: PageTokenArgs,
+}
+
+/// Why a service binary could not start serving its resource.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    PageTokenKey(#[from] PageTokenKeyError),
+    #[error(transparent)]
+    Store(#[from] OpenError),
+}
+
+impl StoreArgs {
+    /// The page-token key (`--page-token-key-file`, else the development
+    /// key); logs which, since replicas with different keys reject each
+    /// other's tokens.
+    pub fn page_token_key(&self) -> Result<PageTokenKey, PageTokenKeyError> {
+        let key = self.page_tokens.key()?;
+        if key.is_development() {
+            tracing::info!(
+                "page tokens signed with the built-in development key (no --page-token-key-file)"
+            );
+        } else {
+            tracing::info!("page tokens signed with the key from --page-token-key-file");
+        }
+        Ok(key)
+    }
 }
 
 /// The store `args` select (PostgreSQL with a URL, else in memory), seeded

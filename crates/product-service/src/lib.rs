@@ -3,7 +3,7 @@
 //! the store is empty.
 //!
 //! In-process use (tests, benchmarks): open a store with [`open_store`],
-//! then `RunningServer::start(&SPEC, config, api_routes(&config, store))`.
+//! then `RunningServer::start(&SPEC, config, api_routes(&config, store, key))`.
 
 mod service;
 pub mod store;
@@ -11,8 +11,8 @@ pub mod store;
 use std::sync::Arc;
 
 use api::product::v1::product_service_server::ProductServiceServer;
-use postgres_store::{OpenError, StoreArgs};
-use resource_store::Store;
+use postgres_store::{OpenError, StartError, StoreArgs};
+use resource_store::{Store, paging::PageTokenKey};
 use service_runtime::{ServerConfig, ServiceSpec};
 use tonic::{server::NamedService, service::Routes};
 
@@ -42,9 +42,14 @@ pub async fn open_store(flags: &StoreArgs) -> Result<Arc<dyn Store<Products>>, O
     .await
 }
 
-/// The API routes over `store`, with the configured message size limits.
-pub fn api_routes(config: &ServerConfig, store: Arc<dyn Store<Products>>) -> Routes {
-    let service = ProductServiceServer::new(ProductApi::new(store))
+/// The API routes over `store`, with the configured message size limits;
+/// page tokens are signed with `key` (every replica needs the same).
+pub fn api_routes(
+    config: &ServerConfig,
+    store: Arc<dyn Store<Products>>,
+    key: PageTokenKey,
+) -> Routes {
+    let service = ProductServiceServer::new(ProductApi::new(store, key))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
     Routes::new(service_runtime::decode::DecodeErrorsAreInvalidArgument(
@@ -52,8 +57,10 @@ pub fn api_routes(config: &ServerConfig, store: Arc<dyn Store<Products>>) -> Rou
     ))
 }
 
-/// The binary's routes: [`open_store`], then [`api_routes`].
-pub async fn routes(config: ServerConfig, flags: StoreArgs) -> Result<Routes, OpenError> {
+/// The binary's routes: the page-token key (first: a bad key file fails
+/// before any database work), [`open_store`], then [`api_routes`].
+pub async fn routes(config: ServerConfig, flags: StoreArgs) -> Result<Routes, StartError> {
+    let key = flags.page_token_key()?;
     let store = open_store(&flags).await?;
-    Ok(api_routes(&config, store))
+    Ok(api_routes(&config, store, key))
 }

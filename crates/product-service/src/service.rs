@@ -7,7 +7,10 @@ use api::product::v1::{
     CreateProductRequest, DeleteProductRequest, GetProductRequest, ListProductsRequest,
     ListProductsResponse, Product, UpdateProductRequest, product_service_server::ProductService,
 };
-use resource_store::{Crud, Store, paging::PageTokens};
+use resource_store::{
+    Crud, Store,
+    paging::{PageTokenKey, PageTokens},
+};
 use tonic::{Request, Response, Status};
 
 use crate::store::Products;
@@ -21,9 +24,9 @@ pub struct ProductApi {
 }
 
 impl ProductApi {
-    pub fn new(store: Arc<dyn Store<Products>>) -> Self {
+    pub fn new(store: Arc<dyn Store<Products>>, key: PageTokenKey) -> Self {
         Self {
-            products: Crud::new(store, PAGE_TOKENS),
+            products: Crud::new(store, PAGE_TOKENS.with_key(key)),
         }
     }
 }

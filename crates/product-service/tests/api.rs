@@ -7,7 +7,7 @@ use api::product::v1::{
 };
 use postgres_store::{DatabaseArgs, StoreArgs};
 use prost_types::FieldMask;
-use resource_store::SeedArgs;
+use resource_store::{SeedArgs, paging::PageTokenKey};
 use service_runtime::{RunningServer, ServerConfig};
 use service_testing::{self as testing, assert_invalid, postgres::Backend};
 use tonic::{Code, transport::Channel};
@@ -28,12 +28,13 @@ async fn start_with(
             database_url,
             ..DatabaseArgs::default()
         },
+        ..StoreArgs::default()
     };
     let store = product_service::open_store(&flags)
         .await
         .expect("store opens");
     let (server, channel) = testing::start_connected(&product_service::SPEC, configure, |config| {
-        product_service::api_routes(config, store)
+        product_service::api_routes(config, store, PageTokenKey::default())
     })
     .await
     .expect("server starts");

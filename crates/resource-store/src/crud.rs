@@ -122,7 +122,7 @@ impl<S: Resource> Clone for Crud<S> {
     fn clone(&self) -> Self {
         Self {
             store: Arc::clone(&self.store),
-            tokens: self.tokens,
+            tokens: self.tokens.clone(),
         }
     }
 }

@@ -5,10 +5,20 @@
 //! truncated HMAC-SHA256 over the version, the token's scope (the list method)
 //! and the payload. Hand-edited tokens, tokens of another list method and
 //! tokens used with a different filter are rejected. Tokens are opaque, not
-//! secret: the key only protects integrity and is the same for every replica,
-//! so a token from one replica works on another behind the gateway.
+//! secret: the key only protects integrity. Every replica of a service must
+//! hold the same key ([`PageTokenKey`], `--page-token-key-file`), so a token
+//! from one replica works on another behind the gateway; without one, a
+//! built-in development key is used (fine for one machine, not for a
+//! deployment: anyone can read it here and forge tokens).
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use clap::Args;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -21,7 +31,97 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 
 const VERSION: u8 = 1;
 const MAC_LEN: usize = 16;
-const KEY: &[u8] = b"envoy-poc page token v1";
+/// The key when none is configured: the local stack and tests need nothing.
+const DEVELOPMENT_KEY: &[u8] = b"envoy-poc page token v1";
+/// Shortest key accepted from a file: HMAC-SHA256's output size, as RFC 2104
+/// recommends (a shorter key weakens the MAC).
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// The HMAC key page tokens are signed with. `Debug` never shows it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PageTokenKey(Option<Arc<[u8]>>);
+
+/// Why a configured page-token key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PageTokenKeyError {
+    #[error("cannot read the page-token key file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the page-token key in {path} has {len} bytes; at least {MIN_KEY_BYTES} are needed \
+         (e.g. `openssl rand -hex 32`)"
+    )]
+    TooShort { path: PathBuf, len: usize },
+}
+
+impl PageTokenKey {
+    /// The built-in development key (also the `Default`).
+    pub const fn development() -> Self {
+        Self(None)
+    }
+
+    /// A key from its bytes; at least [`MIN_KEY_BYTES`] long.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        (bytes.len() >= MIN_KEY_BYTES).then(|| Self(Some(Arc::from(bytes))))
+    }
+
+    /// The key in the file at `path`: its bytes without trailing whitespace,
+    /// so a file written by `echo` or an editor gives the same key as one
+    /// without the final newline.
+    pub fn from_file(path: &Path) -> Result<Self, PageTokenKeyError> {
+        let bytes = std::fs::read(path).map_err(|source| PageTokenKeyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let key = bytes.trim_ascii_end();
+        Self::from_bytes(key).ok_or_else(|| PageTokenKeyError::TooShort {
+            path: path.to_path_buf(),
+            len: key.len(),
+        })
+    }
+
+    /// Whether this is the built-in development key.
+    pub fn is_development(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or(DEVELOPMENT_KEY)
+    }
+}
+
+impl fmt::Debug for PageTokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_development() {
+            f.write_str("PageTokenKey(development)")
+        } else {
+            f.write_str("PageTokenKey(<redacted>)")
+        }
+    }
+}
+
+/// The page-token flag of a service binary (with the runtime's
+/// `PREFIX_PAGE_TOKEN_KEY_FILE` environment fallback).
+#[derive(Debug, Clone, Default, Args)]
+pub struct PageTokenArgs {
+    /// File holding the key page tokens are signed with (at least 32 bytes;
+    /// trailing whitespace ignored). Every replica needs the same one.
+    /// Without it a built-in development key is used.
+    #[arg(long, value_name = "PATH")]
+    pub page_token_key_file: Option<PathBuf>,
+}
+
+impl PageTokenArgs {
+    /// The configured key, or the development key without a file.
+    pub fn key(&self) -> Result<PageTokenKey, PageTokenKeyError> {
+        match &self.page_token_key_file {
+            None => Ok(PageTokenKey::development()),
+            Some(path) => PageTokenKey::from_file(path),
+        }
+    }
+}
 
 /// What a list request asks for, once validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,20 +133,30 @@ pub struct PageRequest {
 }
 
 /// Encodes and checks the page tokens of one list method.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PageTokens {
     scope: &'static str,
+    key: PageTokenKey,
 }
 
 impl PageTokens {
     /// `scope` names the list method, e.g. `customer.v1.ListCustomers`; tokens
-    /// of one scope are invalid in another.
+    /// of one scope are invalid in another. Signed with the development key
+    /// until [`Self::with_key`].
     pub const fn new(scope: &'static str) -> Self {
-        Self { scope }
+        Self {
+            scope,
+            key: PageTokenKey::development(),
+        }
+    }
+
+    /// The same tokens signed with `key`: tokens of another key are invalid.
+    pub fn with_key(self, key: PageTokenKey) -> Self {
+        Self { key, ..self }
     }
 
     fn mac(&self, body: &[u8]) -> Result<Hmac<Sha256>, hmac::digest::InvalidLength> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(KEY)?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.key.bytes())?;
         mac.update(self.scope.as_bytes());
         mac.update(&[0]);
         mac.update(body);
@@ -241,6 +351,50 @@ mod tests {
                 after: None
             }
         );
+    }
+
+    #[test]
+    fn a_token_of_another_key_is_rejected() {
+        let a = PageTokenKey::from_bytes(&[b'a'; 32]).expect("32 bytes");
+        let b = PageTokenKey::from_bytes(&[b'b'; 32]).expect("32 bytes");
+        let token = TOKENS.with_key(a.clone()).encode("thg_000042", "");
+        assert_eq!(
+            TOKENS.with_key(a).decode(&token, ""),
+            Ok(Some("thg_000042".into())),
+            "same key, another instance"
+        );
+        assert!(TOKENS.with_key(b).decode(&token, "").is_err());
+        assert!(TOKENS.decode(&token, "").is_err(), "development key");
+    }
+
+    #[test]
+    fn keys_come_from_files_trimmed_and_long_enough() {
+        let dir = std::env::temp_dir().join(format!("page-token-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("key");
+        std::fs::write(&file, format!("{}\n", "k".repeat(32))).expect("write");
+        let key = PageTokenKey::from_file(&file).expect("key");
+        assert_eq!(
+            key,
+            PageTokenKey::from_bytes(&[b'k'; 32]).expect("32 bytes")
+        );
+        assert_eq!(format!("{key:?}"), "PageTokenKey(<redacted>)");
+
+        std::fs::write(&file, "short\n").expect("write");
+        let err = PageTokenKey::from_file(&file).expect_err("too short");
+        assert!(
+            matches!(err, PageTokenKeyError::TooShort { len: 5, .. }),
+            "{err}"
+        );
+        let missing = PageTokenKey::from_file(&dir.join("missing")).expect_err("missing");
+        assert!(
+            matches!(missing, PageTokenKeyError::Read { .. }),
+            "{missing}"
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+
+        let args = PageTokenArgs::default();
+        assert!(args.key().expect("development key").is_development());
     }
 
     #[test]

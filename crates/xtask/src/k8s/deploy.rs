@@ -2,7 +2,7 @@
 //! kubectl context: the pinned Envoy Gateway (helm), then
 //! k8s/overlays/cluster at this build's image tag.
 
-use std::{path::Path, time::Duration};
+use std::{io::Read, path::Path, time::Duration};
 
 use super::{
     APP_SELECTOR, EG_NAMESPACE, Error, GATEWAY, NAMESPACE, Result, SERVICES, address,
@@ -33,6 +33,12 @@ pub struct Plan {
     /// The kustomization that runs Redis for the global rate-limit tier,
     /// relative to the root.
     pub redis: &'static str,
+    /// The kustomization that runs PostgreSQL for the services' records,
+    /// relative to the root.
+    pub postgres: &'static str,
+    /// The cluster has no volume provisioner: `cluster.sh storage` makes the
+    /// PersistentVolume PostgreSQL's claim binds to.
+    pub static_volume: bool,
 }
 
 /// The Deployment Envoy Gateway creates for Envoy's rate-limit service.
@@ -40,6 +46,33 @@ pub const RATE_LIMIT_SERVICE: &str = "envoy-ratelimit";
 
 /// Redis as users run it: the pinned upstream image.
 const REDIS: &str = "k8s/redis";
+/// PostgreSQL as users run it: the pinned upstream image.
+const POSTGRES: &str = "k8s/postgres";
+
+/// A Secret `deploy` creates with a random value when it is absent, and
+/// never changes afterwards (the database was initialised with it; every
+/// replica signs page tokens with it). Nothing secret is in the repository.
+#[derive(Debug, PartialEq, Eq)]
+pub struct GeneratedSecret {
+    pub name: &'static str,
+    pub key: &'static str,
+}
+
+/// Read by k8s/postgres and by the services (k8s/overlays/cluster).
+pub const SECRETS: [GeneratedSecret; 2] = [
+    GeneratedSecret {
+        name: "postgres-credentials",
+        key: "password",
+    },
+    GeneratedSecret {
+        name: "page-token-key",
+        key: "key",
+    },
+];
+
+/// Random bytes per generated value: 256 bits, hex-encoded (64 characters,
+/// safe in a connection URL, and twice the page-token key's minimum).
+const SECRET_BYTES: usize = 32;
 
 /// What differs per cluster.
 pub fn plan(cluster: &Cluster) -> Plan {
@@ -49,6 +82,8 @@ pub fn plan(cluster: &Cluster) -> Plan {
             extra_values: None,
             kind_load: Some(name.clone()),
             redis: REDIS,
+            postgres: POSTGRES,
+            static_volume: false,
         },
         // Images built on the machine (k8s/local-cluster/eg-values.yaml).
         Cluster::Local => Plan {
@@ -56,12 +91,17 @@ pub fn plan(cluster: &Cluster) -> Plan {
             extra_values: Some("k8s/local-cluster/eg-values.yaml"),
             kind_load: None,
             redis: "k8s/local-cluster/overlays/redis",
+            postgres: "k8s/local-cluster/overlays/postgres",
+            static_volume: true,
         },
+        // Docker Desktop and kind provision volumes (a default StorageClass).
         Cluster::Other => Plan {
             chart: Chart::Oci,
             extra_values: None,
             kind_load: None,
             redis: REDIS,
+            postgres: POSTGRES,
+            static_volume: false,
         },
     }
 }
@@ -108,6 +148,100 @@ pub fn wait_rollouts(namespace: &str, deployments: &[&str], timeout: &str) -> Re
             .run()?;
     }
     Ok(())
+}
+
+/// The Secret `secret` with `value`, as a manifest for `kubectl create -f`
+/// (a file rather than a command-line literal: argv is visible to every
+/// user of the machine).
+pub fn secret_manifest(secret: &GeneratedSecret, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {NAMESPACE}\n  \
+         labels:\n    app.kubernetes.io/part-of: envoy-poc\ntype: Opaque\nstringData:\n  {key}: \"{value}\"\n",
+        name = secret.name,
+        key = secret.key,
+    )
+}
+
+/// `n` random bytes from the kernel, hex-encoded.
+fn random_hex(n: usize) -> Result<String> {
+    let path = Path::new("/dev/urandom");
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = vec![0; n];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(io)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Creates `secret` with a random value unless it exists; an existing one
+/// is left as it is.
+fn ensure_secret(work: &Path, secret: &GeneratedSecret) -> Result<()> {
+    if kubectl(NAMESPACE)
+        .args(["get", "secret", secret.name])
+        .succeeds()
+    {
+        println!("secret {}: present, kept", secret.name);
+        return Ok(());
+    }
+    let file = work.join(format!("{}.yaml", secret.name));
+    let write = || -> std::io::Result<()> {
+        use std::{io::Write, os::unix::fs::OpenOptionsExt};
+        std::fs::create_dir_all(work)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&file)?;
+        f.write_all(
+            secret_manifest(
+                secret,
+                &random_hex(SECRET_BYTES).map_err(std::io::Error::other)?,
+            )
+            .as_bytes(),
+        )
+    };
+    write().map_err(|source| Error::Io {
+        path: file.clone(),
+        source,
+    })?;
+    let created = cmd("kubectl").args(["create", "-f"]).arg(&file).run();
+    let removed = std::fs::remove_file(&file);
+    created?;
+    removed.map_err(|source| Error::Io { path: file, source })?;
+    println!("secret {}: created (random)", secret.name);
+    Ok(())
+}
+
+/// The namespace, the generated Secrets and PostgreSQL (on a volume of the
+/// cluster's default StorageClass, or the local cluster's static one), ready
+/// to accept connections.
+fn deploy_postgres(root: &Path, work: &Path, plan: &Plan) -> Result<()> {
+    println!("==> PostgreSQL for the services ({})", plan.postgres);
+    cmd("kubectl")
+        .args(["apply", "--server-side", "-f"])
+        .arg(root.join("k8s/base/namespace.yaml"))
+        .run()?;
+    for secret in &SECRETS {
+        ensure_secret(work, secret)?;
+    }
+    if plan.static_volume {
+        cmd(root.join("k8s/local-cluster/cluster.sh"))
+            .arg("storage")
+            .run()?;
+    }
+    apply(&root.join(plan.postgres))?;
+    kubectl(NAMESPACE)
+        .args([
+            "rollout",
+            "status",
+            "statefulset/postgres",
+            "--timeout=300s",
+        ])
+        .run()
 }
 
 /// `kubectl apply -k`, server-side (the CRD-sized objects exceed the
@@ -169,6 +303,8 @@ pub fn deploy(root: &Path, work: &Path, eg_version: &str) -> Result<String> {
     println!("==> Redis for the global rate-limit tier ({})", plan.redis);
     apply(&root.join(plan.redis))?;
     wait_rollouts(EG_NAMESPACE, &["redis"], "180s")?;
+
+    deploy_postgres(root, work, &plan)?;
 
     // A throwaway overlay pins this build's tag without editing tracked files.
     let dir = work.join("deploy");
@@ -307,7 +443,10 @@ pub fn status(work: &Path) -> Result<()> {
             NAMESPACE,
             "gateway,grpcroute,backendtrafficpolicy,envoypatchpolicy",
         ),
-        (NAMESPACE, "deployments,pods,services,pdb,networkpolicy"),
+        (
+            NAMESPACE,
+            "deployments,statefulsets,pods,services,pdb,pvc,networkpolicy",
+        ),
     ];
     for (namespace, kinds) in listings {
         if let Err(err) = kubectl(namespace).args(["get", kinds]).run() {
@@ -350,6 +489,8 @@ mod tests {
                 extra_values: None,
                 kind_load: Some("dev".into()),
                 redis: "k8s/redis",
+                postgres: "k8s/postgres",
+                static_volume: false,
             }
         );
         let local = plan(&Cluster::Local);
@@ -357,6 +498,8 @@ mod tests {
         assert_eq!(local.extra_values, Some("k8s/local-cluster/eg-values.yaml"));
         assert_eq!(local.kind_load, None);
         assert_eq!(local.redis, "k8s/local-cluster/overlays/redis");
+        assert_eq!(local.postgres, "k8s/local-cluster/overlays/postgres");
+        assert!(local.static_volume, "no provisioner on the local cluster");
         assert_eq!(
             plan(&Cluster::Other),
             Plan {
@@ -364,13 +507,54 @@ mod tests {
                 extra_values: None,
                 kind_load: None,
                 redis: "k8s/redis",
+                postgres: "k8s/postgres",
+                static_volume: false,
             }
         );
-        // The values files and the Redis kustomizations exist where the plan says.
+        // The values files and the kustomizations exist where the plan says.
         let root = crate::k8s::root();
         assert!(root.join(local.extra_values.unwrap()).is_file());
-        assert!(root.join(local.redis).join("kustomization.yaml").is_file());
-        assert!(root.join(kind.redis).join("kustomization.yaml").is_file());
+        for dir in [local.redis, kind.redis, local.postgres, kind.postgres] {
+            assert!(root.join(dir).join("kustomization.yaml").is_file(), "{dir}");
+        }
+    }
+
+    #[test]
+    fn generated_secrets_are_the_ones_the_manifests_read() {
+        let root = crate::k8s::root();
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+        let (postgres, cluster) = (
+            read("k8s/postgres/postgres.yaml"),
+            read("k8s/overlays/cluster/kustomization.yaml"),
+        );
+        for secret in &SECRETS {
+            let reference = format!("name: {}", secret.name);
+            assert!(
+                postgres.contains(&reference)
+                    || cluster.contains(&format!("secretName: {}", secret.name)),
+                "{} is read by no manifest",
+                secret.name
+            );
+        }
+        assert!(postgres.contains("name: postgres-credentials\n                  key: password"));
+        assert!(
+            cluster.contains("name: postgres-credentials\n                        key: password")
+        );
+    }
+
+    #[test]
+    fn secret_values_are_random_hex_in_a_manifest() {
+        let a = random_hex(SECRET_BYTES).unwrap();
+        let b = random_hex(SECRET_BYTES).unwrap();
+        assert_eq!(a.len(), 64);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        let manifest = secret_manifest(&SECRETS[1], &a);
+        let yaml: serde_norway::Value = serde_norway::from_str(&manifest).unwrap();
+        assert_eq!(yaml["kind"].as_str(), Some("Secret"));
+        assert_eq!(yaml["metadata"]["namespace"].as_str(), Some(NAMESPACE));
+        assert_eq!(yaml["metadata"]["name"].as_str(), Some("page-token-key"));
+        assert_eq!(yaml["stringData"]["key"].as_str(), Some(a.as_str()));
     }
 
     #[test]

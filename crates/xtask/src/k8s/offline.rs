@@ -39,10 +39,12 @@ pub struct Breakage {
 /// built-in kind, an unknown kind, an unknown field at the top of a CRD
 /// kind and deep inside one.
 pub const BREAKAGES: [Breakage; 4] = [
+    // The cluster overlay's service Deployments (two replicas each on
+    // PostgreSQL); a count that changes there must change here too.
     Breakage {
         label: "unknown-field-builtin",
-        line: "  replicas: 1",
-        with: "  replicas: 1\n  replicaz: 1",
+        line: "  replicas: 2",
+        with: "  replicas: 2\n  replicaz: 2",
         expect: "spec.replicaz",
     },
     Breakage {
@@ -196,12 +198,13 @@ pub fn run(root: &Path, work: &Path, versions: &Versions<'_>) -> Result<()> {
     Ok(())
 }
 
-/// k8s/base and every overlay, as paths relative to the root. Overlays may
-/// be grouped one level or more down (k8s/overlays/bench-tiers/{local,global}):
-/// a directory counts when it holds a kustomization.yaml, otherwise its
-/// subdirectories are searched.
+/// k8s/base, every overlay and k8s/postgres (applied by `just deploy` on
+/// its own), as paths relative to the root. Overlays may be grouped one
+/// level or more down (k8s/overlays/bench-tiers/{local,global}): a directory
+/// counts when it holds a kustomization.yaml, otherwise its subdirectories
+/// are searched.
 fn kustomizations(root: &Path) -> Result<Vec<String>> {
-    let mut dirs = Vec::new();
+    let mut dirs = vec!["k8s/postgres".to_owned()];
     collect_kustomizations(root, &root.join("k8s/overlays"), &mut dirs)?;
     dirs.sort();
     dirs.insert(0, "k8s/base".to_owned());
@@ -340,7 +343,7 @@ mod tests {
         // The lines the breakages look for exist in the cluster overlay's
         // sources (a rename there must not turn a self-test into a no-op;
         // run() fails too, this says why earlier).
-        let manifest = "kind: Deployment\nspec:\n  replicas: 1\n---\nkind: PodDisruptionBudget\n---\n\
+        let manifest = "kind: Deployment\nspec:\n  replicas: 2\n---\nkind: PodDisruptionBudget\n---\n\
                         kind: GRPCRoute\n---\nspec:\n  rateLimit:\n    local:\n      rules:\n      - limit: {}\n";
         for b in &BREAKAGES {
             let broken = b.apply(manifest).unwrap();
@@ -387,6 +390,7 @@ mod tests {
         let dirs = kustomizations(&crate::k8s::root()).unwrap();
         assert_eq!(dirs[0], "k8s/base");
         assert!(dirs.contains(&"k8s/overlays/cluster".to_owned()));
+        assert!(dirs.contains(&"k8s/postgres".to_owned()));
         assert!(dirs.contains(&"k8s/overlays/bench-tiers/global".to_owned()));
         assert!(!dirs.contains(&"k8s/overlays/bench-tiers".to_owned()));
         assert!(dirs[1..].is_sorted());
