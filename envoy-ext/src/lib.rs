@@ -72,6 +72,10 @@ pub fn render_all(
         ),
         ("k8s/gateway/grpcroutes.yaml", manifests::grpcroutes(table)),
         (
+            "k8s/gateway/health-checks.yaml",
+            manifests::health_check_authority(table),
+        ),
+        (
             "k8s/gateway/backend-traffic.yaml",
             manifests::backend_traffic(table),
         ),

@@ -280,6 +280,15 @@ fn service_routes_retry_only_unprocessed_requests_and_clusters_health_check() {
             checks[0]["grpcHealthCheck"]["serviceName"], service,
             "{route}: readiness is the service's own health status"
         );
+        // Without it Envoy sends the cluster's name, whose slashes the
+        // services refuse (k8s/gateway/health-checks.yaml).
+        let authority = checks[0]["grpcHealthCheck"]["authority"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            !authority.is_empty() && !authority.contains('/'),
+            "{route}: health-check :authority {authority:?}"
+        );
         assert_eq!(
             cluster["outlierDetection"]["maxEjectionPercent"], 50,
             "{route}"
