@@ -671,7 +671,16 @@ mod tests {
                 std::env::temp_dir().join(format!("stack-profile-{tag}-{}", std::process::id()));
             let bin = dir.join("bin");
             std::fs::create_dir_all(&bin).unwrap();
-            for tool in ["envoy", "envoy-gateway", "kubectl"] {
+            // What the committed profiles run by name (the scale stack's
+            // too: auth builds on it).
+            for tool in [
+                "envoy",
+                "envoy-gateway",
+                "kubectl",
+                "setpriv",
+                "redis-server",
+                "ratelimit",
+            ] {
                 let path = bin.join(tool);
                 std::fs::write(&path, "").unwrap();
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -849,6 +858,10 @@ mod tests {
         let gateway = find(&auth, "envoy-gateway");
         assert!(matches!(gateway.ready, Ready::Http { status: 401, .. }));
         assert_eq!(kustomize_overlay(gateway), "k8s/overlays/local-auth");
+        // On the scale stack: the per-user limit is global.
+        for process in ["postgres", "redis", "ratelimit", "customer-service-2"] {
+            find(&auth, process);
+        }
     }
 
     #[test]
