@@ -15,7 +15,7 @@ use std::{
     collections::BTreeSet,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -439,14 +439,17 @@ pub async fn keyset_paging_survives_concurrent_inserts_and_deletes(store: ThingS
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let rounds = Arc::new(AtomicU64::new(0));
     let churn = {
         let store = Arc::clone(&store);
         let stop = Arc::clone(&stop);
+        let rounds = Arc::clone(&rounds);
         tokio::spawn(async move {
             let mut n = 0_u64;
             let mut deleted = 0_u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
+                rounds.store(n, Ordering::Relaxed);
                 let created = store
                     .create(thing(&format!("churn{n}"), "churn"))
                     .await
@@ -464,6 +467,12 @@ pub async fn keyset_paging_survives_concurrent_inserts_and_deletes(store: ThingS
             (n, deleted)
         })
     };
+    // The listing must overlap the churn: on a loaded machine the in-memory
+    // store listed everything before the churn task first ran (CI: "churn
+    // ran: 0 0"). Wait for it to be under way.
+    while rounds.load(Ordering::Relaxed) < 5 {
+        tokio::task::yield_now().await;
+    }
     let crud = Crud::new(Arc::clone(&store), TOKENS);
     for group in [None, Some("stable")] {
         for _ in 0..3 {
