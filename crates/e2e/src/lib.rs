@@ -18,6 +18,39 @@ use tonic::transport::{Channel, Endpoint};
 
 pub use service_testing::TestError;
 
+/// `kubectl --context $E2E_KUBE_CONTEXT ARGS` (the cluster under test, set
+/// by `just test-cluster`): its stdout; panics with kubectl's own words when
+/// it fails, failing the test that asked.
+pub fn kubectl(args: &[&str]) -> String {
+    let context = std::env::var("E2E_KUBE_CONTEXT").unwrap_or_else(|_| {
+        panic!("E2E_KUBE_CONTEXT names the cluster's kubectl context (just test-cluster sets it)")
+    });
+    let output = std::process::Command::new("kubectl")
+        .args(["--context", &context])
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("kubectl: {err}"));
+    assert!(
+        output.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Every value of the response header `name`, joined with ", " (the two
+/// rate-limit tiers each add their `x-ratelimit-limit`).
+pub fn header_values(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Where the gateway listens; `E2E_GATEWAY` overrides (e.g. a cluster's).
 pub fn gateway_url() -> String {
     std::env::var("E2E_GATEWAY").unwrap_or_else(|_| "http://127.0.0.1:8080".to_owned())

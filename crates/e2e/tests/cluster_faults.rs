@@ -10,7 +10,6 @@
 
 use std::{
     net::IpAddr,
-    process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -40,26 +39,12 @@ const SERVICE_DEPLOYMENTS: [&str; 2] =
     ["deployment/customer-service", "deployment/product-service"];
 const GATEWAY_NAMESPACE: &str = "envoy-gateway-system";
 
-/// `kubectl --context $E2E_KUBE_CONTEXT ARGS`, off the async runtime; panics
-/// with kubectl's own words when it fails.
+/// [`e2e::kubectl`] off the async runtime.
 async fn kubectl(args: &[&str]) -> String {
-    let context = std::env::var("E2E_KUBE_CONTEXT")
-        .expect("E2E_KUBE_CONTEXT names the cluster's kubectl context (just test-cluster sets it)");
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
-        let output = Command::new("kubectl")
-            .arg("--context")
-            .arg(&context)
-            .args(&args)
-            .output()
-            .unwrap_or_else(|err| panic!("kubectl: {err}"));
-        assert!(
-            output.status.success(),
-            "kubectl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        e2e::kubectl(&args)
     })
     .await
     .unwrap()

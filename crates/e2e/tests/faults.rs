@@ -8,20 +8,12 @@
 //! stops it again. docs/reliability-faults.md has the figures.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU32, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use e2e::{
-    fresh_client_ip, limits,
     load::{Call, FAIL_FAST, Load, is_unavailable},
-    max_admitted, rest_client, stack, url,
+    stack,
 };
-use reqwest::StatusCode;
 use service_testing::{self as testing, ServingStatus};
 use tokio::task::JoinHandle;
 

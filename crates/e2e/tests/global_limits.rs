@@ -59,13 +59,7 @@ async fn spend(ip: IpAddr, clients: usize, at_most: u32) -> (u32, Option<Refusal
                             admitted.fetch_add(1, Ordering::SeqCst);
                         }
                         StatusCode::TOO_MANY_REQUESTS => {
-                            let limit_header = response
-                                .headers()
-                                .get_all("x-ratelimit-limit")
-                                .iter()
-                                .map(|v| v.to_str().unwrap_or_default().to_owned())
-                                .collect::<Vec<_>>()
-                                .join(", ");
+                            let limit_header = e2e::header_values(&response, "x-ratelimit-limit");
                             let body: serde_json::Value = response.json().await.unwrap();
                             return Some(Refusal {
                                 limit_header,
@@ -112,26 +106,18 @@ async fn fifty_clients_on_one_address_get_exactly_the_global_limit() {
         admitted, limit,
         "admitted {admitted}, the global limit is {limit}"
     );
-    if let Ok(context) = std::env::var("E2E_KUBE_CONTEXT") {
-        across_replicas(&context, ip, admitted).await;
+    if std::env::var_os("E2E_KUBE_CONTEXT").is_some() {
+        across_replicas(ip, admitted).await;
     }
 }
 
 /// On a cluster: the admitted calls went through more than one Envoy
 /// replica, each of which alone would have let the client have its limit.
-async fn across_replicas(context: &str, ip: IpAddr, admitted: u32) {
+async fn across_replicas(ip: IpAddr, admitted: u32) {
     let kubectl = |args: &[&str]| {
-        let output = std::process::Command::new("kubectl")
-            .args(["--context", context, "-n", "envoy-gateway-system"])
-            .args(args)
-            .output()
-            .unwrap_or_else(|err| panic!("kubectl: {err}"));
-        assert!(
-            output.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        let mut all = vec!["-n", "envoy-gateway-system"];
+        all.extend_from_slice(args);
+        e2e::kubectl(&all)
     };
     let selector = e2e::service_table().envoy_selector();
     let pods = kubectl(&["get", "pods", "-l", &selector, "-o", "name"]);

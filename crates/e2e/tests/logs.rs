@@ -5,10 +5,7 @@
 //! `E2E_KUBE_CONTEXT` set, the pods' logs on that cluster (`just test-cluster`).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::{
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use e2e::{call, fresh_client_ip, rest_client, stack, unique_suffix, url};
 use reqwest::StatusCode;
@@ -23,9 +20,9 @@ enum Log {
 impl Log {
     /// The whole log so far. Lossy: a log may hold anything a client sent.
     fn read(&self) -> String {
-        match std::env::var("E2E_KUBE_CONTEXT") {
-            Ok(context) => self.read_from_cluster(&context),
-            Err(_) => {
+        match std::env::var_os("E2E_KUBE_CONTEXT") {
+            Some(_) => self.read_from_cluster(),
+            None => {
                 let file = stack::log_file(match self {
                     Log::Gateway => "envoy-gateway",
                     Log::CustomerService => "customer-service",
@@ -38,7 +35,7 @@ impl Log {
         }
     }
 
-    fn read_from_cluster(&self, context: &str) -> String {
+    fn read_from_cluster(&self) -> String {
         let (namespace, selector, container) = match self {
             Log::Gateway => (
                 "envoy-gateway-system",
@@ -51,30 +48,20 @@ impl Log {
                 "customer-service",
             ),
         };
-        let output = Command::new("kubectl")
-            .args([
-                "--context",
-                context,
-                "-n",
-                namespace,
-                "logs",
-                "-l",
-                &selector,
-            ])
-            .args(["-c", container, "--tail=-1", "--max-log-requests=10"])
-            .output()
-            .unwrap_or_else(|err| panic!("kubectl: {err}"));
-        assert!(
-            output.status.success(),
-            "kubectl logs -l {selector}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        e2e::kubectl(&[
+            "-n",
+            namespace,
+            "logs",
+            "-l",
+            &selector,
+            "-c",
+            container,
+            "--tail=-1",
+            "--max-log-requests=10",
+        ])
     }
 }
 
-/// The first line of `log` that `matches`, waiting for it to appear: Envoy
-/// flushes its access log about once a second.
 async fn wait_for_line(log: Log, matches: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

@@ -60,13 +60,7 @@ async fn rest_over_the_limit_gets_429_with_headers_and_json() {
             .to_owned()
     };
     // The global tier's header also names its window (`100, 100;w=60`).
-    let limit_header = limited
-        .headers()
-        .get_all("x-ratelimit-limit")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let limit_header = e2e::header_values(&limited, "x-ratelimit-limit");
     let expected = match tier() {
         Tier::Local => limits::customers_per_minute().to_string(),
         Tier::Global => format!("{};w=60", limits::customers_per_minute()),

@@ -78,6 +78,20 @@ pub const SUITES: &[Suite] = &[
 /// global_limits across its two Envoy replicas.
 pub const RUN_ELSEWHERE: &[&str] = &["cluster_faults"];
 
+/// Every named e2e target, each once: clippy's `--all-targets` leaves out
+/// the `test = false` ones, so `just lint` names them (unused imports had
+/// gone unnoticed in faults.rs).
+pub fn named_targets() -> Vec<&'static str> {
+    let mut targets: Vec<&str> = SUITES
+        .iter()
+        .flat_map(|s| s.targets.iter().copied())
+        .chain(RUN_ELSEWHERE.iter().copied())
+        .collect();
+    targets.sort_unstable();
+    targets.dedup();
+    targets
+}
+
 pub fn suite(name: &str) -> Result<&'static Suite, String> {
     SUITES.iter().find(|s| s.name == name).ok_or_else(|| {
         let names: Vec<_> = SUITES.iter().map(|s| s.name).collect();
@@ -122,6 +136,21 @@ impl Suite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lint_names_every_test_false_target_once() {
+        let targets = named_targets();
+        for name in [
+            "faults",
+            "cluster_faults",
+            "auth",
+            "global_limits",
+            "scale_faults",
+        ] {
+            assert!(targets.contains(&name), "{name}: {targets:?}");
+        }
+        assert!(targets.windows(2).all(|w| w[0] < w[1]), "{targets:?}");
+    }
 
     #[test]
     fn faults_run_alone_on_the_ha_profile() {

@@ -165,6 +165,11 @@ fn run(task: Task) -> Result<ExitCode, Error> {
             );
         }
         Task::Lint => {
+            let mut e2e_targets = vec!["clippy", "--locked", "-p", "e2e"];
+            for target in e2e::named_targets() {
+                e2e_targets.extend(["--test", target]);
+            }
+            e2e_targets.extend(["--", "-D", "warnings"]);
             for (program, args) in [
                 ("cargo", &["fmt", "--all", "--check"][..]),
                 (
@@ -180,6 +185,7 @@ fn run(task: Task) -> Result<ExitCode, Error> {
                         "warnings",
                     ],
                 ),
+                ("cargo", &e2e_targets[..]),
                 ("buf", &["lint", "proto"]),
                 (
                     "buf",
