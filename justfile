@@ -78,13 +78,13 @@ _build-services:
 
 # ---- bench (docs/performance.md) ----
 
-# Benchmark the stack (release build, no rate limits) and the service; results in crates/bench/results/ (knobs: BENCH_DURATION, BENCH_RATE, BENCH_CONCURRENCY, BENCH_RECORDS)
+# Benchmark the stack (release build, no rate limits), the service and the rate-limit tiers; results in crates/bench/results/ (knobs: BENCH_DURATION, BENCH_RATE, BENCH_CONCURRENCY, BENCH_RECORDS)
 bench:
     cargo xtask bench crates/bench/results
 
-# What the global rate-limit tier costs: the scale stack with the local tier only, then both tiers, 1000 req/s; p99 difference (target <= 1 ms)
-bench-tiers:
-    cargo xtask bench-tiers
+# What the global rate-limit tier costs (also part of `just bench`): rounds of the scale stack with the local tier only, then both; p99 and CPU per request compared (target <= 1 ms at 1000 req/s)
+bench-tiers *args:
+    cargo xtask bench-tiers {{args}}
 
 # The bench in seconds (1 s runs, small stores): proves the pipeline and its outputs; fails on any tool error
 bench-smoke:

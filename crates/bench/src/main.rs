@@ -7,11 +7,6 @@
 //! ratios and the targets, and exits non-zero when a tool fails or a run
 //! produced no successful request. Targets are reported, never asserted.
 
-mod load;
-mod procs;
-mod report;
-mod service;
-
 use std::{
     path::PathBuf,
     process::ExitCode,
@@ -21,9 +16,10 @@ use std::{
 use clap::Parser;
 use serde_json::{Value, json};
 
-use crate::{
+use bench::{
+    load,
     load::{Error, LoadConfig, Method, Mode, Path3},
-    procs::Watched,
+    procs, report, service,
 };
 
 #[derive(Debug, Parser)]
@@ -102,30 +98,6 @@ fn machine() -> Value {
     json!({"nproc": nproc, "cpu": cpu, "mem_mib": mem_mib})
 }
 
-fn stack_processes(state_dir: &std::path::Path) -> Result<Vec<Watched>, Error> {
-    let pids = state_dir.join("pids");
-    let customer = procs::pid_file(&pids.join("customer-service.pid"))
-        .ok_or("bench stack not running: no customer-service pid (start it with `just bench`)")?;
-    let eg = procs::pid_file(&pids.join("envoy-gateway.pid")).ok_or("no envoy-gateway pid")?;
-    let envoy =
-        procs::find_descendant(eg, "envoy").ok_or("no envoy process under envoy-gateway")?;
-    Ok(vec![
-        Watched {
-            name: "customer-service".into(),
-            pid: customer,
-        },
-        Watched {
-            name: "envoy".into(),
-            pid: envoy,
-        },
-        // The control plane (Envoy's access log goes to its log file).
-        Watched {
-            name: "envoy-gateway".into(),
-            pid: eg,
-        },
-    ])
-}
-
 async fn run(args: Args) -> Result<bool, Error> {
     let begun = Instant::now();
     std::fs::create_dir_all(&args.out)?;
@@ -149,7 +121,11 @@ async fn run(args: Args) -> Result<bool, Error> {
     let mut runs = Vec::new();
     let mut failures = Vec::new();
     if !args.service_only {
-        let watched = stack_processes(&args.state_dir)?;
+        // The control plane too: Envoy's access log goes to its log file.
+        let watched = procs::stack_processes(
+            &args.state_dir,
+            &["customer-service", "envoy", "envoy-gateway"],
+        )?;
         eprintln!(
             "load runs ({} each; customer-service pid {}, envoy pid {}):",
             humantime::format_duration(args.duration),

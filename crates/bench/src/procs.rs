@@ -113,6 +113,60 @@ pub fn pid_file(path: &Path) -> Option<u32> {
         .ok()
 }
 
+/// The stack's processes named in `names`, from its pid files
+/// (`<state_dir>/pids/<name>.pid`); "envoy" is the Envoy that
+/// `envoy-gateway server` launched. Names without a process are an error:
+/// a measurement of the wrong stack is worse than none.
+pub fn stack_processes(state_dir: &Path, names: &[&str]) -> Result<Vec<Watched>, String> {
+    let pid_of = |name: &str| {
+        pid_file(&state_dir.join("pids").join(format!("{name}.pid"))).ok_or_else(|| {
+            format!(
+                "no {name} pid in {} (is the stack up?)",
+                state_dir.display()
+            )
+        })
+    };
+    names
+        .iter()
+        .map(|&name| {
+            let pid = if name == "envoy" {
+                let eg = pid_of("envoy-gateway")?;
+                find_descendant(eg, "envoy").ok_or("no envoy process under envoy-gateway")?
+            } else {
+                pid_of(name)?
+            };
+            Ok(Watched {
+                name: name.to_owned(),
+                pid,
+            })
+        })
+        .collect()
+}
+
+/// Busy and total clock ticks of the whole machine (/proc/stat), so a run
+/// can say what every process together spent, the load tool included.
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().sum();
+    // idle and iowait are the 4th and 5th columns.
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// Percent of one core the whole machine was busy between two
+/// [`machine_ticks`] readings (200% = both cores of a 2-core machine).
+pub fn machine_busy_pct(before: (u64, u64), after: (u64, u64), cores: usize) -> f64 {
+    let busy = after.0.saturating_sub(before.0) as f64;
+    let total = after.1.saturating_sub(before.1).max(1) as f64;
+    busy / total * 100.0 * cores as f64
+}
+
 /// Samples the watched processes on a thread until [`Sampler::finish`].
 pub struct Sampler {
     stop: Arc<AtomicBool>,
@@ -184,6 +238,34 @@ mod tests {
         drop(child.kill());
         drop(child.wait());
         assert_eq!(found, Some(child.id()));
+    }
+
+    #[test]
+    fn the_machine_is_busy_some_of_the_time() {
+        let before = machine_ticks().unwrap();
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(200) {}
+        let after = machine_ticks().unwrap();
+        assert!(after.1 > before.1);
+        let pct = machine_busy_pct(before, after, 2);
+        assert!((0.0..=200.0).contains(&pct), "{pct}");
+        assert_eq!(machine_busy_pct((10, 100), (60, 200), 2), 100.0);
+    }
+
+    #[test]
+    fn stack_processes_come_from_pid_files() {
+        let dir = std::env::temp_dir().join(format!("bench-procs-{}", std::process::id()));
+        fs::create_dir_all(dir.join("pids")).unwrap();
+        fs::write(
+            dir.join("pids/redis.pid"),
+            format!("{} 12345", std::process::id()),
+        )
+        .unwrap();
+        let found = stack_processes(&dir, &["redis"]).unwrap();
+        assert_eq!(found[0].pid, std::process::id());
+        let err = stack_processes(&dir, &["redis", "ratelimit"]).unwrap_err();
+        assert!(err.contains("no ratelimit pid"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -58,12 +58,16 @@ enum Task {
     },
     /// rustfmt, clippy -D warnings, buf lint, buf breaking against the previous commit
     Lint,
-    /// What the global rate-limit tier costs: the scale stack with the local tier only, then with both, the same fixed rate (vegeta); p99 difference
+    /// What the global rate-limit tier costs: rounds of the scale stack with the local tier only, then with both, the same fixed rates (vegeta); medians compared
     BenchTiers {
-        #[arg(long, default_value = "1000")]
-        rate: u32,
-        #[arg(long, default_value = "10s")]
+        #[arg(long, default_value_t = tiers::Plan::full().rounds)]
+        rounds: u32,
+        #[arg(long, default_value_t = tiers::Plan::full().rates)]
+        rates: String,
+        #[arg(long, default_value_t = tiers::Plan::full().duration)]
         duration: String,
+        #[arg(long, default_value = "crates/bench/results")]
+        out: PathBuf,
     },
     /// Build every service of the table (envoy-ext/services.toml): `cargo build --bins -p ...`
     BuildServices {
@@ -105,7 +109,23 @@ fn run(task: Task) -> Result<ExitCode, Error> {
             }
         }
         Task::Pin { name } => println!("{}", pins.version(&name)?),
-        Task::BenchTiers { rate, duration } => return run_bench_tiers(&pins, rate, &duration),
+        Task::BenchTiers {
+            rounds,
+            rates,
+            duration,
+            out,
+        } => {
+            let plan = tiers::Plan {
+                rounds,
+                rates,
+                duration,
+            };
+            let build = build_release()?;
+            if build != ExitCode::SUCCESS {
+                return Ok(build);
+            }
+            return run_bench_tiers(&pins, &plan, &out);
+        }
         Task::BuildServices { release } => {
             let table = envoy_ext::services::ServiceTable::committed()?;
             let mut build = Command::new("cargo");
@@ -224,51 +244,9 @@ fn status(command: &mut Command) -> Result<ExitCode, Error> {
     })
 }
 
-fn run_bench_tiers(pins: &Pins, rate: u32, duration: &str) -> Result<ExitCode, Error> {
-    tools::ensure(pins, &["default", "bench", "scale"])?;
-    let build = status(Command::new("cargo").args(["xtask", "build-services", "--release"]))?;
-    if build != ExitCode::SUCCESS {
-        return Ok(build);
-    }
-    let out = Path::new(".local/bench/tiers");
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let mut reports = Vec::new();
-    for profile in tiers::PROFILES {
-        let json = out.join(format!("{profile}.json"));
-        // A short warm-up (connections, caches), then the measured run.
-        let script = format!(
-            "set -eu; echo '{target}' | vegeta attack -rate=200/s -duration=2s > /dev/null; \
-             echo '{target}' | vegeta attack -rate={rate}/s -duration={duration} | vegeta report -type=json > {json}",
-            target = tiers::TARGET,
-            json = json.display(),
-        );
-        let args: Vec<String> = ["run", "--stop-others", profile, "--", "sh", "-c", &script]
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        let code = status(&mut stack::command(pins, &args)?)?;
-        if code != ExitCode::SUCCESS {
-            return Ok(code);
-        }
-        let text =
-            std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?;
-        reports.push(tiers::Report::parse(&text)?);
-    }
-    let (table, ok) = tiers::compare(&reports[0], &reports[1])?;
-    let summary =
-        format!("# Rate-limit tiers at {rate} req/s for {duration} (just bench-tiers)\n\n{table}");
-    std::fs::write(out.join("results.md"), &summary).map_err(|e| format!("results.md: {e}"))?;
-    println!("{summary}");
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-fn run_bench(pins: &Pins, smoke: bool, out: &Path) -> Result<ExitCode, Error> {
-    tools::ensure(pins, &["default", "bench"])?;
-    let build = status(Command::new("cargo").args([
+/// The release binaries both benches run: the services and the bench's own.
+fn build_release() -> Result<ExitCode, Error> {
+    status(Command::new("cargo").args([
         "build",
         "--release",
         "--locked",
@@ -278,7 +256,62 @@ fn run_bench(pins: &Pins, smoke: bool, out: &Path) -> Result<ExitCode, Error> {
         "product-service",
         "-p",
         "bench",
-    ]))?;
+    ]))
+}
+
+/// Rounds of the two tier profiles, one after the other, then the
+/// comparison in `out`/tiers.md (and the rounds' runs in `out`/tiers/).
+fn run_bench_tiers(pins: &Pins, plan: &tiers::Plan, out: &Path) -> Result<ExitCode, Error> {
+    tools::ensure(pins, &["default", "bench", "scale"])?;
+    let raw = out.join("tiers");
+    std::fs::create_dir_all(&raw).map_err(|e| format!("{}: {e}", raw.display()))?;
+    let mut rounds = Vec::new();
+    for round in 1..=plan.rounds {
+        let mut sides = Vec::new();
+        for profile in tiers::PROFILES {
+            eprintln!("bench-tiers: round {round} of {}, {profile}", plan.rounds);
+            let json = raw.join(format!("round-{round}-{profile}.json"));
+            let code = status(&mut stack::command(pins, &plan.stack_args(profile, &json))?)?;
+            if code != ExitCode::SUCCESS {
+                return Ok(code);
+            }
+            let text =
+                std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?;
+            sides.push(
+                serde_json::from_str::<tiers::Side>(&text)
+                    .map_err(|e| format!("{}: {e}", json.display()))?,
+            );
+        }
+        let global = sides.pop().ok_or("no bench-global side")?;
+        let local = sides.pop().ok_or("no bench-local side")?;
+        rounds.push(tiers::Round { local, global });
+    }
+    let header = format!(
+        "# What the global rate-limit tier costs (just bench-tiers)\n\n{}. The scale stack \
+         (two instances of each service on PostgreSQL, release binaries, limits far above the load) \
+         with the local tier only, then with both tiers, rounds: {}; REST Gets through the gateway \
+         (vegeta) at {} req/s for {} each.",
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+        plan.rounds,
+        plan.rates,
+        plan.duration
+    );
+    let (md, costs) = tiers::compare(&rounds, &header)?;
+    let path = out.join("tiers.md");
+    std::fs::write(&path, &md).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("{md}");
+    for cost in costs {
+        println!(
+            "bench-tiers: at {} req/s the global tier adds {:+.2} ms to the p99, {:+.0} µs of CPU per request",
+            cost.rate, cost.p99_added_ms, cost.cpu_added_us
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_bench(pins: &Pins, smoke: bool, out: &Path) -> Result<ExitCode, Error> {
+    tools::ensure(pins, &["default", "bench"])?;
+    let build = build_release()?;
     if build != ExitCode::SUCCESS {
         return Ok(build);
     }
@@ -316,7 +349,13 @@ fn run_bench(pins: &Pins, smoke: bool, out: &Path) -> Result<ExitCode, Error> {
     if smoke {
         println!("{}", bench::check_outputs(out)?);
     }
-    Ok(ExitCode::SUCCESS)
+    // The rate-limit tiers: stacks of their own, after the bench stack.
+    let plan = if smoke {
+        tiers::Plan::smoke()
+    } else {
+        tiers::Plan::full()
+    };
+    run_bench_tiers(pins, &plan, out)
 }
 
 fn run_e2e(pins: &Pins, suite: &e2e::Suite) -> Result<ExitCode, Error> {
