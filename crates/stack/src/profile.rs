@@ -934,6 +934,16 @@ mod tests {
             kustomize_overlay(find(&fuzz, "envoy-gateway")),
             "k8s/overlays/bench-tiers/global"
         );
+        // Checked as the postgres role, so the database log the run reads
+        // holds no FATAL line per readiness check.
+        let Ready::Command { argv } = &find(&fuzz, "postgres").ready else {
+            panic!("postgres is ready when pg_isready says so");
+        };
+        assert!(argv[0].ends_with("/pg_isready"), "{argv:?}");
+        assert!(
+            argv.ends_with(&["-U".into(), "postgres".into()]),
+            "{argv:?}"
+        );
     }
 
     #[test]
