@@ -376,7 +376,10 @@ fn run_fuzz() -> Result<ExitCode, Error> {
         std::env::var("STACK_PROFILE"),
         std::env::var("STACK_STATE_DIR"),
     ) else {
-        return Err("run inside `cargo stack run fuzz -- ...` (just fuzz)".into());
+        return Err(
+            "run inside `cargo stack run fuzz|fuzz-scale -- cargo xtask fuzz-run` (just fuzz [scale])"
+                .into(),
+        );
     };
     let state = PathBuf::from(state);
     let reports = state.join("reports");
