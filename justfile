@@ -27,7 +27,7 @@ reset profile:
     cargo xtask stack reset {{profile}}
 
 # Everything CI checks, offline first, then every suite through a real gateway (a running dev stack is stopped for the suites that need their own)
-test: test-rust test-offline test-k8s check-openapi test-e2e test-faults test-scale fuzz test-auth bench-smoke test-cluster
+test: test-rust test-offline test-k8s check-openapi test-e2e test-faults test-scale fuzz (fuzz "scale") test-auth bench-smoke test-cluster
 
 # Print the line that puts the pinned tools (grpcurl, ...) on a shell's PATH: eval "$(just shell-env)"
 shell-env:
@@ -104,9 +104,9 @@ check-openapi: (tools "default" "reliability")
 deny: (tools "deny")
     cargo fetch --locked --quiet && cargo deny --locked --offline check licenses bans sources
 
-# Fuzz the REST API through the gateway with schemathesis (fuzz profile: no rate limits): no 5xx, no schema violation, nothing crashed
-fuzz: (tools "reliability") _build-services
-    cargo xtask stack run --stop-others fuzz -- cargo xtask fuzz
+# Fuzz the REST API through the gateway with schemathesis: no 5xx, no schema violation, nothing crashed; `just fuzz scale`: two instances each on PostgreSQL
+fuzz stack="dev": (tools "reliability") _build-services
+    cargo xtask fuzz {{stack}}
 
 # Services killed and restarted under load behind the gateway, two instances each (ha profile)
 test-faults: _build-services

@@ -753,6 +753,7 @@ mod tests {
                 "bench-local",
                 "dev",
                 "fuzz",
+                "fuzz-scale",
                 "ha",
                 "scale"
             ]
@@ -907,6 +908,41 @@ mod tests {
         assert_eq!(
             kustomize_overlay(find(&fuzz, "envoy-gateway")),
             "k8s/overlays/bench"
+        );
+    }
+
+    #[test]
+    fn fuzz_scale_the_scale_stack_with_limits_far_above_the_load() {
+        let fixture = Fixture::new("fuzz-scale");
+        let fuzz = fixture.resolve("fuzz-scale", &[]).unwrap();
+        // Everything the scale stack runs, with its debug binaries.
+        let scale = fixture.resolve("scale", &[]).unwrap();
+        assert_eq!(names(&fuzz), names(&scale));
+        for process in ["postgres", "redis", "ratelimit", "customer-service-2"] {
+            find(&fuzz, process);
+        }
+        let product = find(&fuzz, "product-service-2");
+        assert!(
+            product.program.ends_with("target/debug/product-service"),
+            "{product:?}"
+        );
+        assert_eq!(
+            product.env["PRODUCT_DATABASE_URL"],
+            "postgresql://postgres@127.0.0.1:55432/postgres"
+        );
+        assert_eq!(
+            kustomize_overlay(find(&fuzz, "envoy-gateway")),
+            "k8s/overlays/bench-tiers/global"
+        );
+        // Checked as the postgres role, so the database log the run reads
+        // holds no FATAL line per readiness check.
+        let Ready::Command { argv } = &find(&fuzz, "postgres").ready else {
+            panic!("postgres is ready when pg_isready says so");
+        };
+        assert!(argv[0].ends_with("/pg_isready"), "{argv:?}");
+        assert!(
+            argv.ends_with(&["-U".into(), "postgres".into()]),
+            "{argv:?}"
         );
     }
 

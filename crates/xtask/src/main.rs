@@ -44,8 +44,13 @@ enum Task {
         smoke: bool,
         out: PathBuf,
     },
-    /// Inside `cargo stack run fuzz`: schemathesis against the gateway, then the HAR and the stack checked
-    Fuzz,
+    /// Fuzz the REST API through a fresh stack's gateway: dev (in memory) or scale (PostgreSQL); the checks: `fuzz-run`
+    Fuzz {
+        #[arg(default_value = "dev")]
+        stack: String,
+    },
+    /// Inside `cargo stack run fuzz|fuzz-scale`: schemathesis against the gateway, then the HAR and the stack checked
+    FuzzRun,
     /// Run an e2e suite on its stack: offline (tools only), dev, faults (ha profile), auth
     E2e { suite: String },
     /// Fail when docs/openapi/api.swagger.yaml differs from what proto/ generates
@@ -158,7 +163,8 @@ fn run(task: Task) -> Result<ExitCode, Error> {
             );
         }
         Task::Bench { smoke, out } => return run_bench(&pins, smoke, &out),
-        Task::Fuzz => return run_fuzz(),
+        Task::Fuzz { stack } => return fuzz_stack(&pins, &stack),
+        Task::FuzzRun => return run_fuzz(),
         Task::E2e { suite } => return run_e2e(&pins, e2e::suite(&suite)?),
         Task::CheckOpenapi => return check_openapi(),
         Task::Token { user, realm } => {
@@ -378,12 +384,41 @@ fn run_e2e(pins: &Pins, suite: &e2e::Suite) -> Result<ExitCode, Error> {
     status(&mut command)
 }
 
+/// `just fuzz STACK`: its profile from scratch (the PostgreSQL database,
+/// logs and reports of an earlier run deleted, so a seed reproduces a run
+/// and an old log cannot fail a new one), other stacks stopped meanwhile.
+fn fuzz_stack(pins: &Pins, stack: &str) -> Result<ExitCode, Error> {
+    let profile = fuzz::profile(stack)?;
+    let reset = status(&mut stack::command(
+        pins,
+        &["reset".into(), profile.into()],
+    )?)?;
+    if reset != ExitCode::SUCCESS {
+        return Ok(reset);
+    }
+    let args: Vec<String> = [
+        "run",
+        "--stop-others",
+        profile,
+        "--",
+        "cargo",
+        "xtask",
+        "fuzz-run",
+    ]
+    .map(String::from)
+    .into();
+    status(&mut stack::command(pins, &args)?)
+}
+
 fn run_fuzz() -> Result<ExitCode, Error> {
     let (Ok(profile), Ok(state)) = (
         std::env::var("STACK_PROFILE"),
         std::env::var("STACK_STATE_DIR"),
     ) else {
-        return Err("run inside `cargo stack run fuzz -- ...` (just fuzz)".into());
+        return Err(
+            "run inside `cargo stack run fuzz|fuzz-scale -- cargo xtask fuzz-run` (just fuzz [scale])"
+                .into(),
+        );
     };
     let state = PathBuf::from(state);
     let reports = state.join("reports");
@@ -431,9 +466,16 @@ fn run_fuzz() -> Result<ExitCode, Error> {
     println!("{summary}");
     std::fs::write(reports.join("summary.txt"), format!("{summary}\n"))?;
     failures.extend(summary.failures());
-    for log in fuzz::panicked_logs(&state.join("logs"))? {
-        failures.push(format!("a process panicked: {}", log.display()));
+    let logs = state.join("logs");
+    for log in fuzz::crashed_logs(&logs)? {
+        failures.push(format!("a process crashed: {}", log.display()));
     }
+    let table = envoy_ext::services::ServiceTable::committed()?;
+    let services: Vec<&str> = table.services.iter().map(|s| s.name.as_str()).collect();
+    let calls = fuzz::calls_per_instance(&logs, &services)?;
+    let by: Vec<String> = calls.iter().map(|(i, n)| format!("{i}: {n}")).collect();
+    println!("API calls per instance: {{{}}}", by.join(", "));
+    failures.extend(fuzz::coverage_failures(&calls));
     if status(Command::new("cargo").args(["stack", "running", &profile]))? != ExitCode::SUCCESS {
         failures.push("the stack is not healthy after the fuzz run".into());
     }

@@ -11,8 +11,9 @@ use crate::tools::{self, ToolError};
 const AUTH_PROFILE: &str = "auth";
 
 /// The profiles that run PostgreSQL, Redis and the rate-limit service
-/// (auth extends scale: its per-user limit is global).
-const SCALE_PROFILES: &[&str] = &["scale", AUTH_PROFILE];
+/// (auth extends scale: its per-user limit is global; fuzz-scale is scale
+/// with limits far above the load). `bench-tiers` installs the group itself.
+const SCALE_PROFILES: &[&str] = &["scale", AUTH_PROFILE, "fuzz-scale"];
 
 /// Does this `cargo stack` command line name the auth profile (before any
 /// `--`, after which the command of `run` starts)?
@@ -41,8 +42,8 @@ pub fn env(pins: &Pins, args: &[String]) -> Result<Vec<(String, String)>, PinErr
     Ok(env)
 }
 
-/// The `cargo stack` command for `args`, its tools installed first.
-pub fn command(pins: &Pins, args: &[String]) -> Result<Command, ToolError> {
+/// The groups of pinned tools (crates/xtask/pins.toml) `args` needs.
+pub fn tool_groups(args: &[String]) -> Vec<&'static str> {
     let mut groups = vec!["default"];
     if names_auth(args) {
         groups.push("auth");
@@ -50,7 +51,12 @@ pub fn command(pins: &Pins, args: &[String]) -> Result<Command, ToolError> {
     if SCALE_PROFILES.iter().any(|p| names_profile(args, p)) {
         groups.push("scale");
     }
-    tools::ensure(pins, &groups)?;
+    groups
+}
+
+/// The `cargo stack` command for `args`, its tools installed first.
+pub fn command(pins: &Pins, args: &[String]) -> Result<Command, ToolError> {
+    tools::ensure(pins, &tool_groups(args))?;
     let mut command = Command::new("cargo");
     command
         .arg("stack")
@@ -90,5 +96,26 @@ mod tests {
         );
         // `auth` as an argument of the command run is not the profile.
         assert!(!names_auth(&args("run dev -- cargo test --test auth")));
+    }
+
+    #[test]
+    fn the_scale_stacks_get_its_tools() {
+        assert_eq!(tool_groups(&args("up dev")), ["default"]);
+        assert_eq!(tool_groups(&args("reset fuzz")), ["default"]);
+        for line in [
+            "up scale",
+            "reset fuzz-scale",
+            "run --stop-others fuzz-scale -- cargo xtask fuzz-run",
+        ] {
+            assert_eq!(tool_groups(&args(line)), ["default", "scale"], "{line}");
+        }
+        assert_eq!(
+            tool_groups(&args("run auth -- cargo test")),
+            ["default", "auth", "scale"]
+        );
+        assert_eq!(
+            tool_groups(&args("run dev -- cargo test --test scale")),
+            ["default"]
+        );
     }
 }
