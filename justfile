@@ -92,9 +92,9 @@ bench-smoke:
 
 # ---- reliability (docs/reliability.md, docs/reliability-faults.md) ----
 
-# Regenerate docs/openapi/api.swagger.yaml from proto/ (commit the result)
+# Regenerate docs/openapi/api.swagger.yaml from proto/, with the REST extension's 201 for creates (commit the result)
 openapi: (tools "default" "reliability")
-    buf generate proto --template docs/openapi/buf.gen.yaml --output docs/openapi
+    cargo xtask openapi
 
 # Fail when the committed OpenAPI spec differs from what proto/ generates
 check-openapi: (tools "default" "reliability")

@@ -981,6 +981,10 @@ patches:
       - {{op: replace, path: /spec/jsonPatches/0/name, value: {listener}}}
       - {{op: test, path: /spec/jsonPatches/1/name, value: tcp-{port}}}
       - {{op: replace, path: /spec/jsonPatches/1/name, value: {listener}}}
+      - {{op: test, path: /spec/jsonPatches/2/name, value: tcp-{port}}}
+      - {{op: replace, path: /spec/jsonPatches/2/name, value: {listener}}}
+      - {{op: test, path: /spec/jsonPatches/3/name, value: tcp-{port}}}
+      - {{op: replace, path: /spec/jsonPatches/3/name, value: {listener}}}
   - target:
       kind: EnvoyPatchPolicy
       name: error-responses

@@ -213,7 +213,7 @@ async fn roles_decide_what_rest_callers_may_do() {
         Some(&admin),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
 
     // user, may read, may write
@@ -224,11 +224,13 @@ async fn roles_decide_what_rest_callers_may_do() {
         ("dave", false, false),
     ] {
         let bearer = token(user).await;
-        let expect = |allowed: bool| {
-            if allowed {
-                StatusCode::OK
-            } else {
+        let expect = |allowed: bool, method: &reqwest::Method| {
+            if !allowed {
                 StatusCode::FORBIDDEN
+            } else if *method == reqwest::Method::POST {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
             }
         };
         for (method, path, body, allowed) in [
@@ -269,7 +271,11 @@ async fn roles_decide_what_rest_callers_may_do() {
             ),
         ] {
             let (status, _, body) = rest(ip, method.clone(), &path, body, Some(&bearer)).await;
-            assert_eq!(status, expect(allowed), "{user} {method} {path}: {body}");
+            assert_eq!(
+                status,
+                expect(allowed, &method),
+                "{user} {method} {path}: {body}"
+            );
             if !allowed {
                 assert_eq!(
                     body["code"], 7,

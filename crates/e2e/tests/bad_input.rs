@@ -109,7 +109,7 @@ async fn large_list_pages_are_transcoded_up_to_the_service_limit() {
     for n in 0..45 {
         let (status, created) = call(http.post(url("/products"))
                 .json(&json!({"name": "Big", "sku": format!("BIG-{suffix}-{n}"), "currency_code": "EUR", "category": category, "description": description}))).await;
-        assert_eq!(status, StatusCode::OK, "{created:.300}");
+        assert_eq!(status, StatusCode::CREATED, "{created:.300}");
         ids.push(created["id"].as_str().unwrap().to_owned());
     }
     // 1.2 MB of JSON: over the old 1 MiB limit, well under the service's.
@@ -216,7 +216,7 @@ async fn unknown_body_fields_are_ignored_unknown_query_parameters_are_400() {
     let email = format!("unknown-{}@example.com", unique_suffix());
     let body = json!({"name": "Unknown", "email": email, "nickname": "u", "id": "cus_999999"});
     let (status, created) = call(post_customers(&http, body.to_string())).await;
-    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(status, StatusCode::CREATED, "{created}");
     assert!(created.get("nickname").is_none(), "{created}");
     assert_ne!(
         created["id"], "cus_999999",

@@ -215,7 +215,7 @@ async fn mixed_call(
                 .map_err(|e| format!("REST transport error: {e}"))?;
             let status = response.status();
             let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
-            if status != StatusCode::OK {
+            if status != StatusCode::CREATED {
                 return Err(format!("REST {status} {body}"));
             }
             let id = body["id"].as_str().ok_or("no id")?.to_owned();

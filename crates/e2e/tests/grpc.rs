@@ -143,3 +143,57 @@ async fn reflection_resolves_both_services_behind_one_address() {
         }
     }
 }
+
+/// The REST extension leaves gRPC alone: a create is a plain gRPC success
+/// (tonic refuses any HTTP status but 200, so a 201 would fail here), with
+/// no Location; errors keep their code. Like REST answers, every gRPC answer
+/// carries the request id the service logs.
+#[tokio::test]
+async fn grpc_answers_are_unchanged_but_for_the_request_id() {
+    let mut customers = CustomerServiceClient::new(grpc_channel(fresh_client_ip()).await.unwrap());
+    let created = customers
+        .create_customer(CreateCustomerRequest {
+            customer: Some(Customer {
+                name: "Grpc Unchanged".into(),
+                email: format!("grpc-unchanged-{}@example.com", unique_suffix()),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("a gRPC create is an HTTP 200 gRPC success");
+    let metadata = created.metadata();
+    assert_eq!(
+        metadata.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/grpc"),
+        "{metadata:?}"
+    );
+    assert!(metadata.get("location").is_none(), "{metadata:?}");
+    assert!(
+        metadata
+            .get("x-request-id")
+            .is_some_and(|id| !id.is_empty()),
+        "{metadata:?}"
+    );
+
+    let missing = customers
+        .get_customer(GetCustomerRequest {
+            id: "cus_999999999".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    assert!(
+        missing
+            .metadata()
+            .get("x-request-id")
+            .is_some_and(|id| !id.is_empty()),
+        "{:?}",
+        missing.metadata()
+    );
+    customers
+        .delete_customer(DeleteCustomerRequest {
+            id: created.into_inner().id,
+        })
+        .await
+        .unwrap();
+}

@@ -110,3 +110,38 @@ async fn an_access_log_line_joins_the_service_log_line_by_request_id() {
         "colour codes in the log file: {service:?}"
     );
 }
+
+/// The `x-request-id` a caller gets back, REST or gRPC, is the id the
+/// service logged the call under.
+#[tokio::test]
+async fn the_request_id_returned_is_the_one_the_service_logs() {
+    use api::customer::v1::{GetCustomerRequest, customer_service_client::CustomerServiceClient};
+
+    let marker = format!("rid-rest-{}", unique_suffix());
+    let response = rest_client(fresh_client_ip())
+        .get(url(&format!("/customers/{marker}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let id = e2e::header_values(&response, "x-request-id");
+    assert!(!id.is_empty(), "no x-request-id: {:?}", response.headers());
+    let line = wait_for_line(Log::CustomerService, |line| line.contains(&id)).await;
+    assert!(line.contains("GetCustomer"), "{id}: {line}");
+
+    let mut grpc = CustomerServiceClient::new(e2e::grpc_channel(fresh_client_ip()).await.unwrap());
+    let status = grpc
+        .get_customer(GetCustomerRequest {
+            id: format!("rid-grpc-{}", unique_suffix()),
+        })
+        .await
+        .unwrap_err();
+    let id = status
+        .metadata()
+        .get("x-request-id")
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or_else(|| panic!("no x-request-id: {:?}", status.metadata()))
+        .to_owned();
+    let line = wait_for_line(Log::CustomerService, |line| line.contains(&id)).await;
+    assert!(line.contains("GetCustomer"), "{id}: {line}");
+}

@@ -1,13 +1,138 @@
 //! REST through the gateway: Envoy's gRPC-JSON transcoder in front of the
-//! real services. JSON in, JSON out, errors as google.rpc.Status JSON.
+//! real services, and the REST extension (k8s/gateway/rest-extension.yaml)
+//! before it. JSON in, JSON out, errors as google.rpc.Status JSON, creates as
+//! 201 with a Location, no gRPC-only headers, a request id on every answer.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use e2e::{assert_error, call, fresh_client_ip, rest_client, unique_suffix, url};
-use reqwest::{Client, StatusCode};
-use serde_json::json;
+use reqwest::{Client, RequestBuilder, StatusCode, header::HeaderMap};
+use serde_json::{Value, json};
 
 fn client() -> Client {
     rest_client(fresh_client_ip())
+}
+
+/// Sends a REST request; the status, the headers and the JSON body.
+async fn exchange(request: RequestBuilder) -> (StatusCode, HeaderMap, Value) {
+    let response = request.send().await.expect("the gateway answers");
+    let (status, headers) = (response.status(), response.headers().clone());
+    let text = response.text().await.expect("a readable body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|err| panic!("{status}: {err}: {text}"));
+    (status, headers, body)
+}
+
+/// A REST answer has no gRPC-only header (grpc-status, grpc-message, ...)
+/// and carries the request id the services log.
+fn assert_rest_headers(what: &str, headers: &HeaderMap) {
+    let grpc: Vec<&str> = headers
+        .keys()
+        .map(|name| name.as_str())
+        .filter(|name| name.starts_with("grpc-"))
+        .collect();
+    assert!(
+        grpc.is_empty(),
+        "{what}: gRPC headers {grpc:?} in {headers:?}"
+    );
+    assert!(
+        headers.get("x-request-id").is_some_and(|id| !id.is_empty()),
+        "{what}: no x-request-id in {headers:?}"
+    );
+}
+
+#[tokio::test]
+async fn create_is_201_with_the_location_of_the_new_resource() {
+    let http = client();
+    let suffix = unique_suffix();
+    for (collection, resource) in [
+        (
+            "/customers",
+            json!({"name": "Located", "email": format!("located-{suffix}@example.com")}),
+        ),
+        (
+            "/products",
+            json!({"name": "Located", "sku": format!("LOC-{suffix}"), "currency_code": "EUR"}),
+        ),
+    ] {
+        let (status, headers, created) = exchange(http.post(url(collection)).json(&resource)).await;
+        assert_eq!(status, StatusCode::CREATED, "{collection}: {created}");
+        let id = created["id"].as_str().expect("server-assigned id");
+        let location = headers
+            .get("location")
+            .unwrap_or_else(|| panic!("{collection}: no Location in {headers:?}"))
+            .to_str()
+            .unwrap();
+        assert_eq!(location, format!("{collection}/{id}"));
+        // The Location is where the new resource is read back.
+        let (status, fetched) = call(http.get(url(location))).await;
+        assert_eq!((status, &fetched), (StatusCode::OK, &created));
+        let (status, _, _) = exchange(http.delete(url(location))).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn rest_answers_carry_no_grpc_headers_and_a_request_id() {
+    let http = client();
+    let email = format!("headers-{}@example.com", unique_suffix());
+    let customer = json!({"name": "Headers", "email": email});
+    let (status, headers, created) = exchange(http.post(url("/customers")).json(&customer)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_rest_headers("POST", &headers);
+    let one = format!("/customers/{}", created["id"].as_str().unwrap());
+
+    let checks = [
+        // Successes, by the service.
+        ("GET one", http.get(url(&one)), StatusCode::OK),
+        (
+            "GET list",
+            http.get(url("/customers?page_size=2")),
+            StatusCode::OK,
+        ),
+        (
+            "PATCH",
+            http.patch(url(&one)).json(&json!({"name": "Headers 2"})),
+            StatusCode::OK,
+        ),
+        // Errors, by the service.
+        (
+            "duplicate",
+            http.post(url("/customers")).json(&customer),
+            StatusCode::CONFLICT,
+        ),
+        (
+            "invalid",
+            http.post(url("/customers"))
+                .json(&json!({"name": "", "email": "x"})),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("DELETE", http.delete(url(&one)), StatusCode::OK),
+        ("GET deleted", http.get(url(&one)), StatusCode::NOT_FOUND),
+        // Errors, by the transcoder.
+        (
+            "unknown path",
+            http.get(url("/nope")),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "unknown query parameter",
+            http.get(url("/customers?pagesize=5")),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "malformed JSON",
+            http.post(url("/customers"))
+                .header("content-type", "application/json")
+                .body("{\"name\":"),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (what, request, expected) in checks {
+        let (status, headers, body) = exchange(request).await;
+        assert_eq!(status, expected, "{what}: {body}");
+        assert_rest_headers(what, &headers);
+        // Only a create's success is a 201 with a Location.
+        assert!(headers.get("location").is_none(), "{what}: {headers:?}");
+    }
 }
 
 #[tokio::test]
@@ -20,7 +145,7 @@ async fn customer_crud_round_trip() {
             .json(&json!({"name": "Rest Roundtrip", "email": email, "phone": "+1 555 0100"})),
     )
     .await;
-    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"]
         .as_str()
         .expect("server-assigned id")
@@ -82,7 +207,7 @@ async fn product_crud_and_category_filter() {
             "category": category,
         })))
         .await;
-        assert_eq!(status, StatusCode::OK, "{created}");
+        assert_eq!(status, StatusCode::CREATED, "{created}");
         // proto3 JSON prints int64 as a string, int32 as a number.
         assert_eq!(created["price_minor_units"], (1999 + n).to_string());
         assert_eq!(created["stock_quantity"], n);
@@ -174,7 +299,7 @@ async fn duplicate_email_is_409() {
     let customer =
         json!({"name": "Twice", "email": format!("twice-{}@example.com", unique_suffix())});
     let (status, first) = call(http.post(url("/customers")).json(&customer)).await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::CREATED);
     let (status, body) = call(http.post(url("/customers")).json(&customer)).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_error(&body, 6);

@@ -142,7 +142,8 @@ async fn rest_failure(
     response: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<Value, String> {
     match response {
-        Ok(r) if r.status() == StatusCode::OK => r.json().await.map_err(|e| e.to_string()),
+        // 200 for reads, 201 for creates.
+        Ok(r) if r.status().is_success() => r.json().await.map_err(|e| e.to_string()),
         Ok(r) => {
             let status = r.status();
             Err(format!(
@@ -359,7 +360,7 @@ async fn killed_database_fails_fast_then_the_services_reconnect() {
             &json!({"name": "Db Up", "email": format!("dbup-{}@example.com", unique_suffix())}),
         ))
         .await;
-    assert_eq!(status, StatusCode::OK, "{existing}");
+    assert_eq!(status, StatusCode::CREATED, "{existing}");
     let existing = existing["id"].as_str().unwrap().to_owned();
 
     let services = || SERVICES.map(|name| stack::pid(name).unwrap());
@@ -490,7 +491,7 @@ async fn killed_database_fails_fast_then_the_services_reconnect() {
 /// "OK", or the failure in load::is_unavailable's format.
 async fn rest_answer(response: Result<reqwest::Response, reqwest::Error>) -> String {
     match response {
-        Ok(r) if r.status() == StatusCode::OK => "OK".to_owned(),
+        Ok(r) if r.status().is_success() => "OK".to_owned(),
         Ok(r) => {
             let status = r.status();
             let content_type = e2e::content_type(&r);
@@ -685,7 +686,7 @@ async fn sql_metacharacters_round_trip_literally_through_the_gateway() {
             "email": format!("{local}{i}{suffix}@example.com"),
         });
         let (status, created) = call(http.post(url("/customers")).json(&customer)).await;
-        assert_eq!(status, StatusCode::OK, "{customer}: {created}");
+        assert_eq!(status, StatusCode::CREATED, "{customer}: {created}");
         assert_eq!(created["name"], customer["name"]);
         assert_eq!(created["email"], customer["email"]);
         let id = created["id"].as_str().unwrap();
@@ -701,7 +702,7 @@ async fn sql_metacharacters_round_trip_literally_through_the_gateway() {
             "category": category,
         });
         let (status, created) = call(http.post(url("/products")).json(&product)).await;
-        assert_eq!(status, StatusCode::OK, "{product}: {created}");
+        assert_eq!(status, StatusCode::CREATED, "{product}: {created}");
         for field in ["name", "sku", "description", "category"] {
             assert_eq!(created[field], product[field], "{field}");
         }

@@ -138,15 +138,32 @@ fn transcoder_leads_the_http_filters_with_the_api_services() {
         .iter()
         .map(|f| f["name"].as_str().unwrap())
         .collect();
-    // Only the REST body guard may run before the transcoder; every filter
-    // Envoy Gateway adds (rate limit, and later auth) runs after it, so
-    // transcoded calls meet them on the GRPCRoute like native gRPC calls.
-    assert_eq!(
-        names[..2],
-        ["rest-body-limit", "envoy.filters.http.grpc_json_transcoder"],
+    // Only the REST body guard and the REST extension's Lua may run before
+    // the transcoder; every other filter Envoy Gateway adds (rate limit, and
+    // later auth) runs after it, so transcoded calls meet them on the
+    // GRPCRoute like native gRPC calls.
+    let namespace = &e2e::service_table().gateway.namespace;
+    assert!(
+        names.len() > 3
+            && names[0] == "rest-body-limit"
+            && envoy_ext::rest_extension::is_lua_filter(names[1], namespace)
+            && names[2] == "envoy.filters.http.grpc_json_transcoder",
         "{names:?}"
     );
-    let config = &filters[1]["typedConfig"];
+    // Envoy Gateway emits the Lua disabled but for the GRPCRoutes' routes,
+    // which a REST path matches only once transcoded: the patch enables it
+    // for the whole listener.
+    assert_ne!(filters[1]["disabled"], true, "{}", filters[1]);
+    assert!(
+        filters[1]["typedConfig"]["defaultSourceCode"]["inlineString"]
+            .as_str()
+            .is_some_and(|code| code.contains("envoy_on_response")),
+        "{}",
+        filters[1]
+    );
+    // Every response, REST or gRPC, carries the request id.
+    assert_eq!(hcm["alwaysSetRequestIdInResponse"], true, "{hcm}");
+    let config = &filters[2]["typedConfig"];
     assert_eq!(
         config["services"],
         serde_json::json!([

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod e2e;
 pub mod fuzz;
 pub mod k8s;
+pub mod openapi;
 pub mod pins;
 pub mod readme;
 pub mod stack;

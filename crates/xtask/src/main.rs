@@ -53,6 +53,8 @@ enum Task {
     FuzzRun,
     /// Run an e2e suite on its stack: offline (tools only), dev, faults (ha profile), auth
     E2e { suite: String },
+    /// Regenerate docs/openapi/api.swagger.yaml from proto/ (buf + protoc-gen-openapiv2, then the REST extension's 201s)
+    Openapi,
     /// Fail when docs/openapi/api.swagger.yaml differs from what proto/ generates
     CheckOpenapi,
     /// Print an access token of a test user from the running Keycloak
@@ -166,6 +168,7 @@ fn run(task: Task) -> Result<ExitCode, Error> {
         Task::Fuzz { stack } => return fuzz_stack(&pins, &stack),
         Task::FuzzRun => return run_fuzz(),
         Task::E2e { suite } => return run_e2e(&pins, e2e::suite(&suite)?),
+        Task::Openapi => return write_openapi(),
         Task::CheckOpenapi => return check_openapi(),
         Task::Token { user, realm } => {
             let out = Command::new("curl")
@@ -489,8 +492,12 @@ fn run_fuzz() -> Result<ExitCode, Error> {
     Ok(ExitCode::FAILURE)
 }
 
-fn check_openapi() -> Result<ExitCode, Error> {
-    const SPEC: &str = "docs/openapi/api.swagger.yaml";
+const OPENAPI_SPEC: &str = "docs/openapi/api.swagger.yaml";
+
+/// The spec proto/ generates: protoc-gen-openapiv2 through buf, then the
+/// statuses the gateway's REST extension adds (xtask::openapi). None when
+/// buf failed (it has said why).
+fn generate_openapi() -> Result<Option<String>, Error> {
     let out = std::env::temp_dir().join(format!("xtask-openapi-{}", std::process::id()));
     let generated = status(
         Command::new("buf")
@@ -504,25 +511,43 @@ fn check_openapi() -> Result<ExitCode, Error> {
             .arg(&out)
             .env("PATH", tools::path_with_tools()),
     )?;
-    let fresh = generated == ExitCode::SUCCESS
-        && std::fs::read(SPEC)? == std::fs::read(out.join("api.swagger.yaml"))?;
-    if !fresh && generated == ExitCode::SUCCESS {
-        // Show the difference; the comparison above decides.
-        let _ = Command::new("diff")
-            .arg("-u")
-            .arg(SPEC)
-            .arg(out.join("api.swagger.yaml"))
-            .status();
-    }
-    let _ = std::fs::remove_dir_all(&out);
-    if generated != ExitCode::SUCCESS {
-        return Ok(generated);
-    }
-    if fresh {
-        println!("{SPEC} is what proto/ generates");
-        Ok(ExitCode::SUCCESS)
+    let spec = if generated == ExitCode::SUCCESS {
+        Some(std::fs::read_to_string(out.join("api.swagger.yaml"))?)
     } else {
-        eprintln!("FAIL: {SPEC} is stale: run 'just openapi' and commit it");
-        Ok(ExitCode::FAILURE)
+        None
+    };
+    let _ = std::fs::remove_dir_all(&out);
+    let Some(spec) = spec else { return Ok(None) };
+    let creates = envoy_ext::rest_extension::create_paths(api::DESCRIPTOR_SET)?;
+    Ok(Some(xtask::openapi::created_responses(&spec, &creates)?))
+}
+
+fn write_openapi() -> Result<ExitCode, Error> {
+    let Some(spec) = generate_openapi()? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    std::fs::write(OPENAPI_SPEC, spec)?;
+    println!("wrote {OPENAPI_SPEC}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_openapi() -> Result<ExitCode, Error> {
+    let Some(spec) = generate_openapi()? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    if std::fs::read_to_string(OPENAPI_SPEC)? == spec {
+        println!("{OPENAPI_SPEC} is what proto/ generates");
+        return Ok(ExitCode::SUCCESS);
     }
+    // Show the difference; the comparison above decides.
+    let fresh = std::env::temp_dir().join(format!("xtask-openapi-{}.yaml", std::process::id()));
+    std::fs::write(&fresh, &spec)?;
+    let _ = Command::new("diff")
+        .arg("-u")
+        .arg(OPENAPI_SPEC)
+        .arg(&fresh)
+        .status();
+    let _ = std::fs::remove_file(&fresh);
+    eprintln!("FAIL: {OPENAPI_SPEC} is stale: run 'just openapi' and commit it");
+    Ok(ExitCode::FAILURE)
 }

@@ -13,8 +13,10 @@ use super::{
     translate::{Output, Translation, strings_under},
 };
 
-/// The filters whose order matters, in the order they must run: REST is
-/// transcoded to gRPC first, so auth and limits see one kind of request.
+/// The filters whose order matters after the REST extension's Lua (which
+/// must see REST before the transcoder: envoy-ext/src/rest_extension.rs), in
+/// the order they must run: REST is transcoded to gRPC first, so auth and
+/// limits see one kind of request.
 const FILTER_ORDER: [&str; 4] = [
     "envoy.filters.http.grpc_json_transcoder",
     "envoy.filters.http.jwt_authn",
@@ -22,6 +24,10 @@ const FILTER_ORDER: [&str; 4] = [
     // The global tier's filter, which counts the per-user limit.
     "envoy.filters.http.ratelimit",
 ];
+
+/// Stands for the REST extension's filter in [`check_filter_order`] (its
+/// full name depends on the provider: `envoy_ext::rest_extension`).
+const REST_LUA: &str = "<rest extension lua>";
 
 /// The cluster overlay as `egctl x translate` can take it offline (Service
 /// ClusterIPs, default listener names); shared with the envoy-ext tests.
@@ -65,15 +71,27 @@ pub fn check(t: &Translation) -> Result<()> {
     Ok(())
 }
 
-/// The filters of [`FILTER_ORDER`] are all there, in that order.
+/// The REST extension's filter and those of [`FILTER_ORDER`] are all there,
+/// in that order.
 pub fn check_filter_order(filters: &[String]) -> Result<()> {
-    let positions: Vec<Option<usize>> = FILTER_ORDER
+    let order: Vec<&str> = std::iter::once(REST_LUA).chain(FILTER_ORDER).collect();
+    let named: Vec<&str> = filters
         .iter()
-        .map(|want| filters.iter().position(|f| f == want))
+        .map(|f| {
+            if envoy_ext::rest_extension::is_lua_filter(f, super::NAMESPACE) {
+                REST_LUA
+            } else {
+                f.as_str()
+            }
+        })
+        .collect();
+    let positions: Vec<Option<usize>> = order
+        .iter()
+        .map(|want| named.iter().position(|f| f == want))
         .collect();
     ensure(
         positions.iter().all(Option::is_some) && positions.is_sorted(),
-        || format!("HTTP filters on :8080 must run {FILTER_ORDER:?} in that order: {filters:?}"),
+        || format!("HTTP filters on :8080 must run {order:?} in that order: {filters:?}"),
     )
 }
 
@@ -143,8 +161,9 @@ mod tests {
     use crate::k8s::translate::tests::fixture;
     use serde_json::json;
 
-    const GOOD_FILTERS: [&str; 7] = [
+    const GOOD_FILTERS: [&str; 8] = [
         "rest-body-limit",
+        "envoy.filters.http.lua/envoyextensionpolicy/envoy-poc/rest/lua/0",
         "envoy.filters.http.grpc_json_transcoder",
         "envoy.filters.http.jwt_authn",
         "envoy.filters.http.rbac",
@@ -244,15 +263,18 @@ mod tests {
     fn filter_order() {
         check_filter_order(&names(&GOOD_FILTERS)).unwrap();
         let mut swapped = GOOD_FILTERS;
-        swapped.swap(2, 3); // rbac before jwt_authn
+        swapped.swap(3, 4); // rbac before jwt_authn
         assert!(check_filter_order(&names(&swapped)).is_err());
         assert!(
-            check_filter_order(&names(&GOOD_FILTERS[..5])).is_err(),
+            check_filter_order(&names(&GOOD_FILTERS[..6])).is_err(),
             "no global ratelimit"
         );
         let mut limit_first = GOOD_FILTERS;
-        limit_first.swap(1, 5); // the limit before the transcoder
+        limit_first.swap(2, 6); // the limit before the transcoder
         assert!(check_filter_order(&names(&limit_first)).is_err());
+        let mut lua_late = GOOD_FILTERS;
+        lua_late.swap(1, 2); // the REST extension after the transcoder
+        assert!(check_filter_order(&names(&lua_late)).is_err());
     }
 
     #[test]

@@ -288,7 +288,7 @@ pub fn check_eg_config(helm_template: &str) -> Result<()> {
         path(&["kind"]).and_then(Yaml::as_str) == Some("EnvoyGateway"),
         || format!("the chart's configuration is not an EnvoyGateway: {config:?}"),
     )?;
-    for key in ["enableEnvoyPatchPolicy", "enableBackend"] {
+    for key in ["enableEnvoyPatchPolicy", "enableBackend", "enableLua"] {
         ensure(
             path(&["extensionApis", key]).and_then(Yaml::as_bool) == Some(true),
             || format!("EG config: extensionApis.{key} is not true"),
@@ -405,7 +405,7 @@ mod tests {
     }
 
     const GOOD: &str = "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: EnvoyGateway\n\
-                        extensionApis:\n  enableBackend: true\n  enableEnvoyPatchPolicy: true\n\
+                        extensionApis:\n  enableBackend: true\n  enableEnvoyPatchPolicy: true\n  enableLua: true\n\
                         runtimeFlags:\n  enabled:\n  - XDSNameSchemeV2\n\
                         rateLimit:\n  backend:\n    type: Redis\n    redis:\n      \
                         url: redis.envoy-gateway-system.svc.cluster.local:6379\n";
@@ -419,6 +419,7 @@ mod tests {
     fn eg_config_missing_a_setting_fails() {
         for (from, to) in [
             ("enableBackend: true", "enableBackend: false"),
+            ("enableLua: true", "enableLua: false"),
             ("enableEnvoyPatchPolicy", "enableEnvoyPatchPolicies"),
             ("  - XDSNameSchemeV2", "  - SomethingElse"),
             ("runtimeFlags:", "runtimeFlag:"),

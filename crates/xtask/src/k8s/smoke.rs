@@ -114,7 +114,7 @@ pub fn run(addr: &str, burst: u32) -> Result<()> {
         &base,
         Some(r#"{"name":"Smoke Test","email":"smoke@example.com"}"#),
     )?;
-    expect("POST /customers", &created, 200)?;
+    expect("POST /customers", &created, 201)?;
     let id = created_id(&created.body).ok_or_else(|| {
         Error::Check(format!(
             "SMOKE: POST /customers returned no id: {}",
