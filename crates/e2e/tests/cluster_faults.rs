@@ -9,7 +9,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::{
-    net::IpAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -22,8 +21,11 @@ use api::customer::v1::{
     customer_service_client::CustomerServiceClient,
 };
 use e2e::{
-    call, fresh_client_ip, grpc_channel,
-    load::{CALLS_PER_ADDRESS, Call, FAIL_FAST, Load, is_unavailable},
+    call, grpc_channel,
+    load::{
+        Addresses, Call, FAIL_FAST, Load, every_worker_succeeded, grpc_failure, is_unavailable,
+        rest_result,
+    },
     rest_client, unique_suffix, url,
 };
 use reqwest::StatusCode;
@@ -38,6 +40,9 @@ const REPLICAS: usize = 2;
 const SERVICE_DEPLOYMENTS: [&str; 2] =
     ["deployment/customer-service", "deployment/product-service"];
 const GATEWAY_NAMESPACE: &str = "envoy-gateway-system";
+/// The pods of both services (the label k8s/base gives every pod that
+/// talks to PostgreSQL).
+const DATABASE_CLIENTS: &str = "envoy-poc/database-client=true";
 
 /// [`e2e::kubectl`] off the async runtime.
 async fn kubectl(args: &[&str]) -> String {
@@ -157,37 +162,38 @@ async fn deleted_service_pod_fails_fast_then_the_deployment_replaces_it() {
     );
 }
 
-/// One worker's clients; a fresh client address every CALLS_PER_ADDRESS
-/// calls keeps each address below the per-client rate limit.
+/// One worker's clients, rebuilt whenever its address moves on (below the
+/// per-client rate limit).
 struct Clients {
-    ip: IpAddr,
-    used: u32,
+    addresses: Addresses,
     http: reqwest::Client,
     grpc: Option<CustomerServiceClient<Channel>>,
 }
 
 impl Clients {
     fn new() -> Self {
-        let ip = fresh_client_ip();
+        let addresses = Addresses::new();
+        let http = rest_client(addresses.current());
         Self {
-            ip,
-            used: 0,
-            http: rest_client(ip),
+            addresses,
+            http,
             grpc: None,
         }
     }
 
     fn next(&mut self) {
-        self.used += 1;
-        if self.used > CALLS_PER_ADDRESS {
-            *self = Self::new();
-            self.used = 1;
+        let (ip, fresh) = self.addresses.for_next_call();
+        if fresh {
+            self.http = rest_client(ip);
+            self.grpc = None;
         }
     }
 
     async fn grpc(&mut self) -> Result<&mut CustomerServiceClient<Channel>, String> {
         if self.grpc.is_none() {
-            let channel = grpc_channel(self.ip).await.map_err(|e| e.to_string())?;
+            let channel = grpc_channel(self.addresses.current())
+                .await
+                .map_err(|e| e.to_string())?;
             self.grpc = Some(CustomerServiceClient::new(channel));
         }
         self.grpc.as_mut().ok_or_else(|| "no channel".to_owned())
@@ -206,18 +212,15 @@ async fn mixed_call(
     let email = format!("cluster-roll-{}@example.com", unique_suffix());
     match (n % 4, last) {
         (0, _) => {
-            let response = clients
-                .http
-                .post(url("/customers"))
-                .json(&json!({"name": "Cluster Rolling Rest", "email": email}))
-                .send()
-                .await
-                .map_err(|e| format!("REST transport error: {e}"))?;
-            let status = response.status();
-            let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
-            if status != StatusCode::OK {
-                return Err(format!("REST {status} {body}"));
-            }
+            let body = rest_result(
+                clients
+                    .http
+                    .post(url("/customers"))
+                    .json(&json!({"name": "Cluster Rolling Rest", "email": email}))
+                    .send()
+                    .await,
+            )
+            .await?;
             let id = body["id"].as_str().ok_or("no id")?.to_owned();
             Ok(Some((id, email)))
         }
@@ -233,20 +236,20 @@ async fn mixed_call(
                     }),
                 })
                 .await
-                .map_err(|s| format!("gRPC {:?} {}", s.code(), s.message()))?;
+                .map_err(|s| grpc_failure(&s))?;
             Ok(Some((created.into_inner().id, email)))
         }
         (2, Some((id, email))) => {
-            let response = clients
-                .http
-                .get(url(&format!("/customers/{id}")))
-                .send()
-                .await
-                .map_err(|e| format!("REST transport error: {e}"))?;
-            let status = response.status();
-            let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
-            if status != StatusCode::OK || body["email"] != email.as_str() {
-                return Err(format!("{id}: read {status} {body}, wrote {email}"));
+            let body = rest_result(
+                clients
+                    .http
+                    .get(url(&format!("/customers/{id}")))
+                    .send()
+                    .await,
+            )
+            .await?;
+            if body["email"] != email.as_str() {
+                return Err(format!("{id}: read {body}, wrote {email}"));
             }
             Ok(None)
         }
@@ -259,8 +262,126 @@ async fn mixed_call(
             })
             .await
             .map(|_| None)
-            .map_err(|s| format!("gRPC {:?} {}", s.code(), s.message())),
+            .map_err(|s| grpc_failure(&s)),
     }
+}
+
+/// A create the gateway acknowledged, and when (since the load started).
+#[derive(Debug, Clone)]
+struct Write {
+    id: String,
+    email: String,
+    at: Duration,
+}
+
+/// Mixed reads and writes through the gateway ([`mixed_call`]) from
+/// `workers` clients, every call recorded like [`Load`]'s and every
+/// acknowledged create kept, to be read back afterwards.
+struct MixedLoad {
+    started: Instant,
+    stop: Arc<AtomicBool>,
+    calls: Arc<Mutex<Vec<Call>>>,
+    acknowledged: Arc<Mutex<Vec<Write>>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl MixedLoad {
+    fn start(workers: usize) -> Self {
+        let started = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let acknowledged = Arc::new(Mutex::new(Vec::new()));
+        let workers = (0..workers)
+            .map(|worker| {
+                let (stop, calls, acknowledged) = (
+                    Arc::clone(&stop),
+                    Arc::clone(&calls),
+                    Arc::clone(&acknowledged),
+                );
+                tokio::spawn(async move {
+                    let mut clients = Clients::new();
+                    // Workers start at different kinds of call.
+                    let (mut n, mut last) = (worker as u32, None);
+                    while !stop.load(Ordering::Relaxed) {
+                        let sent = started.elapsed();
+                        let t = Instant::now();
+                        let result = mixed_call(&mut clients, n, last.as_ref()).await;
+                        let latency = t.elapsed();
+                        let failure = match result {
+                            Ok(Some((id, email))) => {
+                                last = Some((id.clone(), email.clone()));
+                                acknowledged.lock().unwrap().push(Write {
+                                    id,
+                                    email,
+                                    at: started.elapsed(),
+                                });
+                                None
+                            }
+                            Ok(None) => None,
+                            Err(failure) => Some(failure),
+                        };
+                        calls.lock().unwrap().push(Call {
+                            sent,
+                            latency,
+                            worker,
+                            failure,
+                        });
+                        n += 1;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                })
+            })
+            .collect();
+        Self {
+            started,
+            stop,
+            calls,
+            acknowledged,
+            workers,
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// See [`Load::wait_for_success_after`].
+    async fn wait_for_success_after(&self, since: Duration, limit: Duration) -> Option<Duration> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let calls = self.calls.lock().unwrap().clone();
+            if let Some(first) = every_worker_succeeded(&calls, self.workers.len(), since) {
+                return Some(first);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    async fn stop(self) -> (Vec<Call>, Vec<Write>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for worker in self.workers {
+            worker.await.unwrap();
+        }
+        let calls = self.calls.lock().unwrap().clone();
+        let acknowledged = self.acknowledged.lock().unwrap().clone();
+        (calls, acknowledged)
+    }
+}
+
+/// The acknowledged creates that do not read back, through the gateway,
+/// whichever pod answers.
+async fn lost_writes(acknowledged: &[Write]) -> Vec<String> {
+    let mut clients = Clients::new();
+    let mut lost = Vec::new();
+    for Write { id, email, .. } in acknowledged {
+        clients.next();
+        let (status, body) = call(clients.http.get(url(&format!("/customers/{id}")))).await;
+        if status != StatusCode::OK || body["email"] != email.as_str() {
+            lost.push(format!("{id} {email}: {status} {body}"));
+        }
+    }
+    lost
 }
 
 /// `kubectl rollout restart` of both services under mixed load (two
@@ -270,44 +391,7 @@ async fn mixed_call(
 /// through the gateway, whichever new pod answers, and no call fails.
 #[tokio::test]
 async fn rolling_restart_of_the_services_loses_no_request_and_no_write() {
-    let stop = Arc::new(AtomicBool::new(false));
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..4)
-        .map(|w| {
-            let (stop, acknowledged, failures) = (
-                Arc::clone(&stop),
-                Arc::clone(&acknowledged),
-                Arc::clone(&failures),
-            );
-            tokio::spawn(async move {
-                let mut clients = Clients::new();
-                let (mut n, mut slowest, mut last) = (w as u32, Duration::ZERO, None);
-                let mut calls = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    let result = mixed_call(&mut clients, n, last.as_ref()).await;
-                    slowest = slowest.max(t.elapsed());
-                    match result {
-                        Ok(Some(write)) => {
-                            last = Some(write.clone());
-                            acknowledged.lock().unwrap().push(write);
-                        }
-                        Ok(None) => {}
-                        Err(failure) => failures
-                            .lock()
-                            .unwrap()
-                            .push(format!("{:?} worker {w}: {failure}", started.elapsed())),
-                    }
-                    n += 1;
-                    calls += 1;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                (calls, slowest)
-            })
-        })
-        .collect();
+    let load = MixedLoad::start(4);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let restarted = Instant::now();
@@ -336,7 +420,7 @@ async fn rolling_restart_of_the_services_loses_no_request_and_no_write() {
             "get",
             "pods",
             "-l",
-            "envoy-poc/database-client=true",
+            DATABASE_CLIENTS,
             "-o",
             "jsonpath={.items[?(@.metadata.deletionTimestamp)].metadata.name}",
         ])
@@ -351,26 +435,21 @@ async fn rolling_restart_of_the_services_loses_no_request_and_no_write() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (mut calls, mut slowest) = (0, Duration::ZERO);
-    for worker in workers {
-        let (n, s) = worker.await.unwrap();
-        calls += n;
-        slowest = slowest.max(s);
-    }
-    let failures = failures.lock().unwrap().clone();
-    let acknowledged = acknowledged.lock().unwrap().clone();
-
-    // Every acknowledged create is there, whichever pod answers.
-    let mut clients = Clients::new();
-    let mut lost = Vec::new();
-    for (id, email) in &acknowledged {
-        clients.next();
-        let (status, body) = call(clients.http.get(url(&format!("/customers/{id}")))).await;
-        if status != StatusCode::OK || body["email"] != email.as_str() {
-            lost.push(format!("{id} {email}: {status} {body}"));
-        }
-    }
+    let (calls, acknowledged) = load.stop().await;
+    let failures: Vec<String> = failures(&calls)
+        .iter()
+        .map(|c| {
+            format!(
+                "{:?} worker {}: {}",
+                c.sent,
+                c.worker,
+                c.failure.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    let slowest = calls.iter().map(|c| c.latency).max().unwrap_or_default();
+    let calls = calls.len();
+    let lost = lost_writes(&acknowledged).await;
     println!(
         "FIGURES cluster rolling restart ({REPLICAS} replicas each, PostgreSQL): {calls} calls \
          (4 clients, REST + gRPC creates, reads, lists), {} failed, {} acknowledged creates, \
