@@ -1,11 +1,14 @@
 //! Faults on a Kubernetes cluster, through its gateway: a service pod
 //! deleted under load, a rolling restart of both services (two replicas
 //! each on PostgreSQL) under mixed reads and writes that must lose no
-//! request and no acknowledged create, and a rolling restart of the Envoy
-//! Deployment under load. They change the cluster while they run, so `cargo test -p e2e`
-//! leaves this file out (`test = false` in Cargo.toml); `just test-cluster` runs them one at a time against the local cluster
-//! (`E2E_KUBE_CONTEXT`, `E2E_GATEWAY` and `E2E_CLIENT_CIDR` from
-//! `k8s/local-cluster/cluster.sh env`). docs/local-cluster.md has the figures.
+//! request and no acknowledged create, a rolling restart of the Envoy
+//! Deployment under load, and PostgreSQL taken away and brought back under
+//! mixed load (fail fast, reconnect without a restart, lose no write).
+//! They change the cluster while they run, so `cargo test -p e2e` leaves
+//! this file out (`test = false` in Cargo.toml); `just test-cluster` runs
+//! them one at a time against the local cluster (`E2E_KUBE_CONTEXT`,
+//! `E2E_GATEWAY` and `E2E_CLIENT_CIDR` from `k8s/local-cluster/cluster.sh
+//! env`). docs/local-cluster.md has the figures.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::{
@@ -40,9 +43,16 @@ const REPLICAS: usize = 2;
 const SERVICE_DEPLOYMENTS: [&str; 2] =
     ["deployment/customer-service", "deployment/product-service"];
 const GATEWAY_NAMESPACE: &str = "envoy-gateway-system";
-/// The pods of both services (the label k8s/base gives every pod that
-/// talks to PostgreSQL).
+/// The pods of both services: the label the cluster overlay gives them,
+/// which k8s/postgres's NetworkPolicy admits to PostgreSQL.
 const DATABASE_CLIENTS: &str = "envoy-poc/database-client=true";
+/// PostgreSQL's StatefulSet (k8s/postgres) and its one pod.
+const DATABASE: &str = "statefulset/postgres";
+const DATABASE_SELECTOR: &str = "app.kubernetes.io/name=postgres";
+/// How long PostgreSQL stays away once its pod is gone: long enough for a
+/// few hundred calls of the load, and for every pooled connection to have
+/// been tried and found dead.
+const DATABASE_DOWN_FOR: Duration = Duration::from_secs(5);
 
 /// [`e2e::kubectl`] off the async runtime.
 async fn kubectl(args: &[&str]) -> String {
@@ -53,6 +63,29 @@ async fn kubectl(args: &[&str]) -> String {
     })
     .await
     .unwrap()
+}
+
+/// `name restartCount` of every pod that `selector` picks in the services'
+/// namespace, sorted: equal before and after a fault when no pod was
+/// replaced and no container restarted.
+async fn pods_and_restarts(selector: &str) -> Vec<String> {
+    let jsonpath = r#"{range .items[*]}{.metadata.name} {.status.containerStatuses[*].restartCount}{"\n"}{end}"#;
+    let mut pods: Vec<String> = kubectl(&[
+        "-n",
+        SERVICES_NAMESPACE,
+        "get",
+        "pods",
+        "-l",
+        selector,
+        "-o",
+        &format!("jsonpath={jsonpath}"),
+    ])
+    .await
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    pods.sort();
+    pods
 }
 
 /// The names of the Ready pods that `selector` picks in the services' namespace.
@@ -547,4 +580,162 @@ async fn envoy_rollout_restart_under_load() {
         (rolled - restarted).as_secs_f64(),
         ms(recovered.saturating_sub(rolled)),
     );
+}
+
+/// PostgreSQL taken away under mixed load: `kubectl scale --replicas=0` of
+/// its StatefulSet, held down for [`DATABASE_DOWN_FOR`] after its pod is
+/// gone, then `--replicas=1`. A scale to zero rather than a pod delete: the
+/// StatefulSet would recreate a deleted pod within a second or two, too
+/// short to see the services answer a sustained outage and to be sure every
+/// pooled connection died; the local scale profile's test
+/// (scale_faults.rs) covers the SIGKILL and crash recovery. While it is
+/// down every call fails fast with 503/UNAVAILABLE; when it is back the
+/// same service pods (no restart) answer again, and no acknowledged create
+/// is lost.
+#[tokio::test]
+async fn killed_database_fails_fast_then_the_services_reconnect() {
+    let services = pods_and_restarts(DATABASE_CLIENTS).await;
+    assert_eq!(services.len(), 2 * REPLICAS, "{services:?}");
+    assert_eq!(ready_pods(DATABASE_SELECTOR).await.len(), 1);
+    let load = MixedLoad::start(4);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let killed = load.now();
+    kubectl(&["-n", SERVICES_NAMESPACE, "scale", DATABASE, "--replicas=0"]).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let database_pods = || async {
+        kubectl(&[
+            "-n",
+            SERVICES_NAMESPACE,
+            "get",
+            "pods",
+            "-l",
+            DATABASE_SELECTOR,
+            "-o",
+            "name",
+        ])
+        .await
+    };
+    // No assert until PostgreSQL is scaled back: a failure here must not
+    // leave it at zero for the tests after this one.
+    let mut went = true;
+    while !database_pods().await.trim().is_empty() {
+        if Instant::now() > deadline {
+            went = false;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gone = load.now();
+    if went {
+        tokio::time::sleep(DATABASE_DOWN_FOR).await;
+    }
+    let restored = load.now();
+    kubectl(&["-n", SERVICES_NAMESPACE, "scale", DATABASE, "--replicas=1"]).await;
+    assert!(
+        went,
+        "the postgres pod still there 90 s after the scale to 0"
+    );
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while ready_pods(DATABASE_SELECTOR).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "postgres not Ready 180 s after scaling it back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = load.now();
+    let recovered = load
+        .wait_for_success_after(ready, Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let steady_from = load.now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (calls, acknowledged) = load.stop().await;
+    let services_after = pods_and_restarts(DATABASE_CLIENTS).await;
+    let lost = lost_writes(&acknowledged).await;
+
+    let failed = failures(&calls);
+    let while_down: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.sent >= killed && c.sent < ready)
+        .collect();
+    let first_failure = failed.iter().map(|c| c.sent + c.latency).min();
+    // The first call that completed successfully after the outage; the
+    // Ready condition is seen through kubectl polls (~0.1-0.3 s apart here),
+    // so this may be a little before `ready`.
+    let first_success = calls
+        .iter()
+        .filter(|c| c.failure.is_none() && c.sent >= gone)
+        .map(|c| c.sent + c.latency)
+        .min();
+    let slowest_failure = failed.iter().map(|c| c.latency).max().unwrap_or_default();
+    let before_kill = acknowledged.iter().filter(|w| w.at < killed).count();
+    println!(
+        "FIGURES database down (scale 0, {:.0} s, scale 1): {} calls in all; while down          (scale 0 to Ready, {:.1} s) {} of {} failed, all 503/UNAVAILABLE, slowest failure {:.0} ms;          first failure {} after the scale to 0 (pod gone after {:.1} s); PostgreSQL Ready {:.1} s          after the scale to 1, first success {} after Ready; {} acknowledged creates ({before_kill}          before the kill), {} lost; service pods and restart counts unchanged: {}",
+        DATABASE_DOWN_FOR.as_secs_f64(),
+        calls.len(),
+        ms(ready - killed) / 1000.0,
+        while_down.iter().filter(|c| c.failure.is_some()).count(),
+        while_down.len(),
+        ms(slowest_failure),
+        first_failure.map_or("none".to_owned(), |t| format!(
+            "{:.0} ms",
+            ms(t.saturating_sub(killed))
+        )),
+        ms(gone - killed) / 1000.0,
+        ms(ready - restored) / 1000.0,
+        first_success.map_or("none".to_owned(), |t| format!(
+            "{:+.0} ms",
+            ms(t) - ms(ready)
+        )),
+        acknowledged.len(),
+        lost.len(),
+        services_after == services,
+    );
+
+    let before: Vec<&Call> = calls.iter().filter(|c| c.sent < killed).collect();
+    assert!(
+        !before.is_empty() && before.iter().all(|c| c.failure.is_none()),
+        "calls failed before the kill: {:?}",
+        failures(&calls).first()
+    );
+    for call in &failed {
+        assert!(
+            is_unavailable(call.failure.as_deref().unwrap()),
+            "expected 503/UNAVAILABLE: {call:?}"
+        );
+        assert!(call.latency < FAIL_FAST, "slow failure: {call:?}");
+    }
+    // With no pod behind the postgres Service nothing can succeed: if
+    // something did, the database was not down and this proved nothing.
+    let down: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.sent >= gone && c.sent < restored)
+        .collect();
+    assert!(down.len() > 50, "too few calls while down: {}", down.len());
+    assert!(
+        down.iter().all(|c| c.failure.is_some()),
+        "a call succeeded with PostgreSQL gone: {:?}",
+        down.iter().find(|c| c.failure.is_none())
+    );
+    assert!(
+        recovered.is_some(),
+        "not every client succeeded within 30 s of PostgreSQL being Ready"
+    );
+    let steady: Vec<&Call> = calls.iter().filter(|c| c.sent >= steady_from).collect();
+    assert!(
+        !steady.is_empty() && steady.iter().all(|c| c.failure.is_none()),
+        "calls still fail after the recovery: {:?}",
+        steady.iter().find(|c| c.failure.is_some())
+    );
+    assert_eq!(
+        services_after, services,
+        "a service pod was replaced or restarted"
+    );
+    assert!(
+        before_kill > 10,
+        "too few writes before the kill: {before_kill}"
+    );
+    assert!(lost.is_empty(), "lost writes: {lost:#?}");
 }
