@@ -672,7 +672,11 @@ async fn killed_database_fails_fast_then_the_services_reconnect() {
     let slowest_failure = failed.iter().map(|c| c.latency).max().unwrap_or_default();
     let before_kill = acknowledged.iter().filter(|w| w.at < killed).count();
     println!(
-        "FIGURES database down (scale 0, {:.0} s, scale 1): {} calls in all; while down          (scale 0 to Ready, {:.1} s) {} of {} failed, all 503/UNAVAILABLE, slowest failure {:.0} ms;          first failure {} after the scale to 0 (pod gone after {:.1} s); PostgreSQL Ready {:.1} s          after the scale to 1, first success {} after Ready; {} acknowledged creates ({before_kill}          before the kill), {} lost; service pods and restart counts unchanged: {}",
+        "FIGURES database down (scale 0, {:.0} s, scale 1): {} calls in all; while down \
+         (scale 0 to Ready, {:.1} s) {} of {} failed, slowest failure {:.0} ms; first failure \
+         {} after the scale to 0 (pod gone after {:.1} s); PostgreSQL Ready {:.1} s after the \
+         scale to 1, first success {} after Ready; {} acknowledged creates ({before_kill} \
+         before the kill), {} lost; service pods and restart counts unchanged: {}",
         DATABASE_DOWN_FOR.as_secs_f64(),
         calls.len(),
         ms(ready - killed) / 1000.0,
@@ -693,6 +697,32 @@ async fn killed_database_fails_fast_then_the_services_reconnect() {
         lost.len(),
         services_after == services,
     );
+
+    // What failed, by message (ids and addresses aside, the messages are
+    // few): how often, and the slowest of each, with when it was sent.
+    let mut kinds: std::collections::BTreeMap<String, (usize, Duration, Duration)> =
+        std::collections::BTreeMap::new();
+    for call in &failed {
+        let message: String = call
+            .failure
+            .as_deref()
+            .unwrap_or_default()
+            .chars()
+            .take(140)
+            .collect();
+        let kind = kinds.entry(message).or_default();
+        kind.0 += 1;
+        if call.latency > kind.1 {
+            (kind.1, kind.2) = (call.latency, call.sent.saturating_sub(killed));
+        }
+    }
+    for (message, (count, slowest, sent)) in &kinds {
+        println!(
+            "  {count} x, slowest {:.0} ms (sent {:.2} s after the scale to 0): {message}",
+            ms(*slowest),
+            sent.as_secs_f64()
+        );
+    }
 
     let before: Vec<&Call> = calls.iter().filter(|c| c.sent < killed).collect();
     assert!(
