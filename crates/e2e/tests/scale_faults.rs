@@ -29,7 +29,7 @@ use e2e::{
     rest_client, stack, unique_suffix, url,
 };
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use tonic::{Code, transport::Channel};
 
 /// After an instance is back, how long Envoy may take to route to it again:
