@@ -12,7 +12,6 @@ use std::{
 };
 
 use api::customer::v1::{ListCustomersRequest, customer_service_client::CustomerServiceClient};
-use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 use tonic::Code;
@@ -110,13 +109,8 @@ impl Load {
     ) -> Option<Duration> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            let calls = self.calls();
-            let ok: Vec<&Call> = calls
-                .iter()
-                .filter(|c| c.sent >= since && c.failure.is_none())
-                .collect();
-            if (0..self.workers.len()).all(|w| ok.iter().any(|c| c.worker == w)) {
-                return ok.iter().map(|c| c.sent).min();
+            if let Some(first) = every_worker_succeeded(&self.calls(), self.workers.len(), since) {
+                return Some(first);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -133,16 +127,9 @@ impl Load {
 }
 
 async fn rest_call(http: &reqwest::Client) -> Option<String> {
-    match http.get(url("/customers?page_size=1")).send().await {
-        Ok(response) if response.status() == StatusCode::OK => None,
-        Ok(response) => {
-            let status = response.status();
-            let content_type = content_type(&response);
-            let body = response.text().await.unwrap_or_default();
-            Some(format!("REST {} {content_type} {body}", status.as_u16()))
-        }
-        Err(err) => Some(format!("REST transport error: {err}")),
-    }
+    rest_result(http.get(url("/customers?page_size=1")).send().await)
+        .await
+        .err()
 }
 
 async fn grpc_call(
@@ -163,9 +150,100 @@ async fn grpc_call(
             ..Default::default()
         })
         .await;
-    match result {
-        Ok(_) => None,
-        Err(status) => Some(format!("gRPC {:?} {}", status.code(), status.message())),
+    result.err().map(|status| grpc_failure(&status))
+}
+
+/// When the first of the successes was sent, once each of `workers` has
+/// succeeded with a call sent at `since` or later; `None` until then.
+pub fn every_worker_succeeded(calls: &[Call], workers: usize, since: Duration) -> Option<Duration> {
+    let ok: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.sent >= since && c.failure.is_none())
+        .collect();
+    (0..workers)
+        .all(|w| ok.iter().any(|c| c.worker == w))
+        .then(|| ok.iter().map(|c| c.sent).min())
+        .flatten()
+}
+
+/// A REST answer: the JSON body of a success, or the failure as
+/// [`is_unavailable`] reads it (`REST <status> <content-type> <body>`, or
+/// the transport error).
+pub async fn rest_result(
+    response: Result<reqwest::Response, reqwest::Error>,
+) -> Result<Value, String> {
+    match response {
+        // 200 for reads, 201 for creates (rest.rs checks which answers which).
+        Ok(r) if r.status().is_success() => {
+            let status = r.status();
+            r.json()
+                .await
+                .map_err(|e| format!("REST {status} with an unreadable body: {e}"))
+        }
+        Ok(r) => {
+            let status = r.status();
+            let content_type = content_type(&r);
+            let body = r.text().await.unwrap_or_default();
+            Err(format!("REST {} {content_type} {body}", status.as_u16()))
+        }
+        Err(err) => Err(format!("REST transport error: {err}")),
+    }
+}
+
+/// A gRPC failure as [`is_unavailable`] reads it.
+pub fn grpc_failure(status: &tonic::Status) -> String {
+    format!("gRPC {:?} {}", status.code(), status.message())
+}
+
+/// "OK", or the failure: for tests that only classify answers.
+pub async fn rest_answer(response: Result<reqwest::Response, reqwest::Error>) -> String {
+    rest_result(response)
+        .await
+        .err()
+        .unwrap_or_else(|| "OK".to_owned())
+}
+
+/// "OK", or the failure: for tests that only classify answers.
+pub fn grpc_answer<T>(result: Result<T, tonic::Status>) -> String {
+    result.map_or_else(|status| grpc_failure(&status), |_| "OK".to_owned())
+}
+
+/// Client addresses that move on before the rate limit is near: a fresh
+/// one every [`CALLS_PER_ADDRESS`] calls.
+pub struct Addresses {
+    ip: IpAddr,
+    used: u32,
+}
+
+impl Addresses {
+    pub fn new() -> Self {
+        Self {
+            ip: fresh_client_ip(),
+            used: 0,
+        }
+    }
+
+    /// The address for the next call, and whether it is a fresh one (so
+    /// clients bound to the old one must be rebuilt).
+    pub fn for_next_call(&mut self) -> (IpAddr, bool) {
+        self.used += 1;
+        if self.used > CALLS_PER_ADDRESS {
+            self.ip = fresh_client_ip();
+            self.used = 1;
+            return (self.ip, true);
+        }
+        (self.ip, false)
+    }
+
+    /// The address the last call used.
+    pub fn current(&self) -> IpAddr {
+        self.ip
+    }
+}
+
+impl Default for Addresses {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

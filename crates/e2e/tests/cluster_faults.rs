@@ -1,15 +1,17 @@
 //! Faults on a Kubernetes cluster, through its gateway: a service pod
 //! deleted under load, a rolling restart of both services (two replicas
 //! each on PostgreSQL) under mixed reads and writes that must lose no
-//! request and no acknowledged create, and a rolling restart of the Envoy
-//! Deployment under load. They change the cluster while they run, so `cargo test -p e2e`
-//! leaves this file out (`test = false` in Cargo.toml); `just test-cluster` runs them one at a time against the local cluster
-//! (`E2E_KUBE_CONTEXT`, `E2E_GATEWAY` and `E2E_CLIENT_CIDR` from
-//! `k8s/local-cluster/cluster.sh env`). docs/local-cluster.md has the figures.
+//! request and no acknowledged create, a rolling restart of the Envoy
+//! Deployment under load, and PostgreSQL taken away and brought back under
+//! mixed load (fail fast, reconnect without a restart, lose no write).
+//! They change the cluster while they run, so `cargo test -p e2e` leaves
+//! this file out (`test = false` in Cargo.toml); `just test-cluster` runs
+//! them one at a time against the local cluster (`E2E_KUBE_CONTEXT`,
+//! `E2E_GATEWAY` and `E2E_CLIENT_CIDR` from `k8s/local-cluster/cluster.sh
+//! env`). docs/local-cluster.md has the figures.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::{
-    net::IpAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -22,8 +24,11 @@ use api::customer::v1::{
     customer_service_client::CustomerServiceClient,
 };
 use e2e::{
-    call, fresh_client_ip, grpc_channel,
-    load::{CALLS_PER_ADDRESS, Call, FAIL_FAST, Load, is_unavailable},
+    call, grpc_channel,
+    load::{
+        Addresses, Call, FAIL_FAST, Load, every_worker_succeeded, grpc_failure, is_unavailable,
+        rest_result,
+    },
     rest_client, unique_suffix, url,
 };
 use reqwest::StatusCode;
@@ -38,6 +43,16 @@ const REPLICAS: usize = 2;
 const SERVICE_DEPLOYMENTS: [&str; 2] =
     ["deployment/customer-service", "deployment/product-service"];
 const GATEWAY_NAMESPACE: &str = "envoy-gateway-system";
+/// The pods of both services: the label the cluster overlay gives them,
+/// which k8s/postgres's NetworkPolicy admits to PostgreSQL.
+const DATABASE_CLIENTS: &str = "envoy-poc/database-client=true";
+/// PostgreSQL's StatefulSet (k8s/postgres) and its one pod.
+const DATABASE: &str = "statefulset/postgres";
+const DATABASE_SELECTOR: &str = "app.kubernetes.io/name=postgres";
+/// How long PostgreSQL stays away once its pod is gone: long enough for a
+/// few hundred calls of the load, and for every pooled connection to have
+/// been tried and found dead.
+const DATABASE_DOWN_FOR: Duration = Duration::from_secs(5);
 
 /// [`e2e::kubectl`] off the async runtime.
 async fn kubectl(args: &[&str]) -> String {
@@ -48,6 +63,29 @@ async fn kubectl(args: &[&str]) -> String {
     })
     .await
     .unwrap()
+}
+
+/// `name restartCount` of every pod that `selector` picks in the services'
+/// namespace, sorted: equal before and after a fault when no pod was
+/// replaced and no container restarted.
+async fn pods_and_restarts(selector: &str) -> Vec<String> {
+    let jsonpath = r#"{range .items[*]}{.metadata.name} {.status.containerStatuses[*].restartCount}{"\n"}{end}"#;
+    let mut pods: Vec<String> = kubectl(&[
+        "-n",
+        SERVICES_NAMESPACE,
+        "get",
+        "pods",
+        "-l",
+        selector,
+        "-o",
+        &format!("jsonpath={jsonpath}"),
+    ])
+    .await
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    pods.sort();
+    pods
 }
 
 /// The names of the Ready pods that `selector` picks in the services' namespace.
@@ -157,37 +195,38 @@ async fn deleted_service_pod_fails_fast_then_the_deployment_replaces_it() {
     );
 }
 
-/// One worker's clients; a fresh client address every CALLS_PER_ADDRESS
-/// calls keeps each address below the per-client rate limit.
+/// One worker's clients, rebuilt whenever its address moves on (below the
+/// per-client rate limit).
 struct Clients {
-    ip: IpAddr,
-    used: u32,
+    addresses: Addresses,
     http: reqwest::Client,
     grpc: Option<CustomerServiceClient<Channel>>,
 }
 
 impl Clients {
     fn new() -> Self {
-        let ip = fresh_client_ip();
+        let addresses = Addresses::new();
+        let http = rest_client(addresses.current());
         Self {
-            ip,
-            used: 0,
-            http: rest_client(ip),
+            addresses,
+            http,
             grpc: None,
         }
     }
 
     fn next(&mut self) {
-        self.used += 1;
-        if self.used > CALLS_PER_ADDRESS {
-            *self = Self::new();
-            self.used = 1;
+        let (ip, fresh) = self.addresses.for_next_call();
+        if fresh {
+            self.http = rest_client(ip);
+            self.grpc = None;
         }
     }
 
     async fn grpc(&mut self) -> Result<&mut CustomerServiceClient<Channel>, String> {
         if self.grpc.is_none() {
-            let channel = grpc_channel(self.ip).await.map_err(|e| e.to_string())?;
+            let channel = grpc_channel(self.addresses.current())
+                .await
+                .map_err(|e| e.to_string())?;
             self.grpc = Some(CustomerServiceClient::new(channel));
         }
         self.grpc.as_mut().ok_or_else(|| "no channel".to_owned())
@@ -206,18 +245,15 @@ async fn mixed_call(
     let email = format!("cluster-roll-{}@example.com", unique_suffix());
     match (n % 4, last) {
         (0, _) => {
-            let response = clients
-                .http
-                .post(url("/customers"))
-                .json(&json!({"name": "Cluster Rolling Rest", "email": email}))
-                .send()
-                .await
-                .map_err(|e| format!("REST transport error: {e}"))?;
-            let status = response.status();
-            let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
-            if status != StatusCode::CREATED {
-                return Err(format!("REST {status} {body}"));
-            }
+            let body = rest_result(
+                clients
+                    .http
+                    .post(url("/customers"))
+                    .json(&json!({"name": "Cluster Rolling Rest", "email": email}))
+                    .send()
+                    .await,
+            )
+            .await?;
             let id = body["id"].as_str().ok_or("no id")?.to_owned();
             Ok(Some((id, email)))
         }
@@ -233,20 +269,20 @@ async fn mixed_call(
                     }),
                 })
                 .await
-                .map_err(|s| format!("gRPC {:?} {}", s.code(), s.message()))?;
+                .map_err(|s| grpc_failure(&s))?;
             Ok(Some((created.into_inner().id, email)))
         }
         (2, Some((id, email))) => {
-            let response = clients
-                .http
-                .get(url(&format!("/customers/{id}")))
-                .send()
-                .await
-                .map_err(|e| format!("REST transport error: {e}"))?;
-            let status = response.status();
-            let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
-            if status != StatusCode::OK || body["email"] != email.as_str() {
-                return Err(format!("{id}: read {status} {body}, wrote {email}"));
+            let body = rest_result(
+                clients
+                    .http
+                    .get(url(&format!("/customers/{id}")))
+                    .send()
+                    .await,
+            )
+            .await?;
+            if body["email"] != email.as_str() {
+                return Err(format!("{id}: read {body}, wrote {email}"));
             }
             Ok(None)
         }
@@ -259,8 +295,126 @@ async fn mixed_call(
             })
             .await
             .map(|_| None)
-            .map_err(|s| format!("gRPC {:?} {}", s.code(), s.message())),
+            .map_err(|s| grpc_failure(&s)),
     }
+}
+
+/// A create the gateway acknowledged, and when (since the load started).
+#[derive(Debug, Clone)]
+struct Write {
+    id: String,
+    email: String,
+    at: Duration,
+}
+
+/// Mixed reads and writes through the gateway ([`mixed_call`]) from
+/// `workers` clients, every call recorded like [`Load`]'s and every
+/// acknowledged create kept, to be read back afterwards.
+struct MixedLoad {
+    started: Instant,
+    stop: Arc<AtomicBool>,
+    calls: Arc<Mutex<Vec<Call>>>,
+    acknowledged: Arc<Mutex<Vec<Write>>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl MixedLoad {
+    fn start(workers: usize) -> Self {
+        let started = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let acknowledged = Arc::new(Mutex::new(Vec::new()));
+        let workers = (0..workers)
+            .map(|worker| {
+                let (stop, calls, acknowledged) = (
+                    Arc::clone(&stop),
+                    Arc::clone(&calls),
+                    Arc::clone(&acknowledged),
+                );
+                tokio::spawn(async move {
+                    let mut clients = Clients::new();
+                    // Workers start at different kinds of call.
+                    let (mut n, mut last) = (worker as u32, None);
+                    while !stop.load(Ordering::Relaxed) {
+                        let sent = started.elapsed();
+                        let t = Instant::now();
+                        let result = mixed_call(&mut clients, n, last.as_ref()).await;
+                        let latency = t.elapsed();
+                        let failure = match result {
+                            Ok(Some((id, email))) => {
+                                last = Some((id.clone(), email.clone()));
+                                acknowledged.lock().unwrap().push(Write {
+                                    id,
+                                    email,
+                                    at: started.elapsed(),
+                                });
+                                None
+                            }
+                            Ok(None) => None,
+                            Err(failure) => Some(failure),
+                        };
+                        calls.lock().unwrap().push(Call {
+                            sent,
+                            latency,
+                            worker,
+                            failure,
+                        });
+                        n += 1;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                })
+            })
+            .collect();
+        Self {
+            started,
+            stop,
+            calls,
+            acknowledged,
+            workers,
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// See [`Load::wait_for_success_after`].
+    async fn wait_for_success_after(&self, since: Duration, limit: Duration) -> Option<Duration> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let calls = self.calls.lock().unwrap().clone();
+            if let Some(first) = every_worker_succeeded(&calls, self.workers.len(), since) {
+                return Some(first);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    async fn stop(self) -> (Vec<Call>, Vec<Write>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for worker in self.workers {
+            worker.await.unwrap();
+        }
+        let calls = self.calls.lock().unwrap().clone();
+        let acknowledged = self.acknowledged.lock().unwrap().clone();
+        (calls, acknowledged)
+    }
+}
+
+/// The acknowledged creates that do not read back, through the gateway,
+/// whichever pod answers.
+async fn lost_writes(acknowledged: &[Write]) -> Vec<String> {
+    let mut clients = Clients::new();
+    let mut lost = Vec::new();
+    for Write { id, email, .. } in acknowledged {
+        clients.next();
+        let (status, body) = call(clients.http.get(url(&format!("/customers/{id}")))).await;
+        if status != StatusCode::OK || body["email"] != email.as_str() {
+            lost.push(format!("{id} {email}: {status} {body}"));
+        }
+    }
+    lost
 }
 
 /// `kubectl rollout restart` of both services under mixed load (two
@@ -270,44 +424,7 @@ async fn mixed_call(
 /// through the gateway, whichever new pod answers, and no call fails.
 #[tokio::test]
 async fn rolling_restart_of_the_services_loses_no_request_and_no_write() {
-    let stop = Arc::new(AtomicBool::new(false));
-    let acknowledged = Arc::new(Mutex::new(Vec::new()));
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..4)
-        .map(|w| {
-            let (stop, acknowledged, failures) = (
-                Arc::clone(&stop),
-                Arc::clone(&acknowledged),
-                Arc::clone(&failures),
-            );
-            tokio::spawn(async move {
-                let mut clients = Clients::new();
-                let (mut n, mut slowest, mut last) = (w as u32, Duration::ZERO, None);
-                let mut calls = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    let result = mixed_call(&mut clients, n, last.as_ref()).await;
-                    slowest = slowest.max(t.elapsed());
-                    match result {
-                        Ok(Some(write)) => {
-                            last = Some(write.clone());
-                            acknowledged.lock().unwrap().push(write);
-                        }
-                        Ok(None) => {}
-                        Err(failure) => failures
-                            .lock()
-                            .unwrap()
-                            .push(format!("{:?} worker {w}: {failure}", started.elapsed())),
-                    }
-                    n += 1;
-                    calls += 1;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                (calls, slowest)
-            })
-        })
-        .collect();
+    let load = MixedLoad::start(4);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let restarted = Instant::now();
@@ -336,7 +453,7 @@ async fn rolling_restart_of_the_services_loses_no_request_and_no_write() {
             "get",
             "pods",
             "-l",
-            "envoy-poc/database-client=true",
+            DATABASE_CLIENTS,
             "-o",
             "jsonpath={.items[?(@.metadata.deletionTimestamp)].metadata.name}",
         ])
@@ -351,26 +468,21 @@ async fn rolling_restart_of_the_services_loses_no_request_and_no_write() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::Relaxed);
-    let (mut calls, mut slowest) = (0, Duration::ZERO);
-    for worker in workers {
-        let (n, s) = worker.await.unwrap();
-        calls += n;
-        slowest = slowest.max(s);
-    }
-    let failures = failures.lock().unwrap().clone();
-    let acknowledged = acknowledged.lock().unwrap().clone();
-
-    // Every acknowledged create is there, whichever pod answers.
-    let mut clients = Clients::new();
-    let mut lost = Vec::new();
-    for (id, email) in &acknowledged {
-        clients.next();
-        let (status, body) = call(clients.http.get(url(&format!("/customers/{id}")))).await;
-        if status != StatusCode::OK || body["email"] != email.as_str() {
-            lost.push(format!("{id} {email}: {status} {body}"));
-        }
-    }
+    let (calls, acknowledged) = load.stop().await;
+    let failures: Vec<String> = failures(&calls)
+        .iter()
+        .map(|c| {
+            format!(
+                "{:?} worker {}: {}",
+                c.sent,
+                c.worker,
+                c.failure.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    let slowest = calls.iter().map(|c| c.latency).max().unwrap_or_default();
+    let calls = calls.len();
+    let lost = lost_writes(&acknowledged).await;
     println!(
         "FIGURES cluster rolling restart ({REPLICAS} replicas each, PostgreSQL): {calls} calls \
          (4 clients, REST + gRPC creates, reads, lists), {} failed, {} acknowledged creates, \
@@ -468,4 +580,192 @@ async fn envoy_rollout_restart_under_load() {
         (rolled - restarted).as_secs_f64(),
         ms(recovered.saturating_sub(rolled)),
     );
+}
+
+/// PostgreSQL taken away under mixed load: `kubectl scale --replicas=0` of
+/// its StatefulSet, held down for [`DATABASE_DOWN_FOR`] after its pod is
+/// gone, then `--replicas=1`. A scale to zero rather than a pod delete: the
+/// StatefulSet would recreate a deleted pod within a second or two, too
+/// short to see the services answer a sustained outage and to be sure every
+/// pooled connection died; the local scale profile's test
+/// (scale_faults.rs) covers the SIGKILL and crash recovery. While it is
+/// down every call fails fast with 503/UNAVAILABLE; when it is back the
+/// same service pods (no restart) answer again, and no acknowledged create
+/// is lost.
+#[tokio::test]
+async fn killed_database_fails_fast_then_the_services_reconnect() {
+    let services = pods_and_restarts(DATABASE_CLIENTS).await;
+    assert_eq!(services.len(), 2 * REPLICAS, "{services:?}");
+    assert_eq!(ready_pods(DATABASE_SELECTOR).await.len(), 1);
+    let load = MixedLoad::start(4);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let killed = load.now();
+    kubectl(&["-n", SERVICES_NAMESPACE, "scale", DATABASE, "--replicas=0"]).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let database_pods = || async {
+        kubectl(&[
+            "-n",
+            SERVICES_NAMESPACE,
+            "get",
+            "pods",
+            "-l",
+            DATABASE_SELECTOR,
+            "-o",
+            "name",
+        ])
+        .await
+    };
+    // No assert until PostgreSQL is scaled back: a failure here must not
+    // leave it at zero for the tests after this one.
+    let mut went = true;
+    while !database_pods().await.trim().is_empty() {
+        if Instant::now() > deadline {
+            went = false;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gone = load.now();
+    if went {
+        tokio::time::sleep(DATABASE_DOWN_FOR).await;
+    }
+    let restored = load.now();
+    kubectl(&["-n", SERVICES_NAMESPACE, "scale", DATABASE, "--replicas=1"]).await;
+    assert!(
+        went,
+        "the postgres pod still there 90 s after the scale to 0"
+    );
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while ready_pods(DATABASE_SELECTOR).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "postgres not Ready 180 s after scaling it back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = load.now();
+    let recovered = load
+        .wait_for_success_after(ready, Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let steady_from = load.now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (calls, acknowledged) = load.stop().await;
+    let services_after = pods_and_restarts(DATABASE_CLIENTS).await;
+    let lost = lost_writes(&acknowledged).await;
+
+    let failed = failures(&calls);
+    let while_down: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.sent >= killed && c.sent < ready)
+        .collect();
+    let first_failure = failed.iter().map(|c| c.sent + c.latency).min();
+    // The first call that completed successfully after the outage; the
+    // Ready condition is seen through kubectl polls (~0.1-0.3 s apart here),
+    // so this may be a little before `ready`.
+    let first_success = calls
+        .iter()
+        .filter(|c| c.failure.is_none() && c.sent >= gone)
+        .map(|c| c.sent + c.latency)
+        .min();
+    let slowest_failure = failed.iter().map(|c| c.latency).max().unwrap_or_default();
+    let before_kill = acknowledged.iter().filter(|w| w.at < killed).count();
+    println!(
+        "FIGURES database down (scale 0, {:.0} s, scale 1): {} calls in all; while down \
+         (scale 0 to Ready, {:.1} s) {} of {} failed, slowest failure {:.0} ms; first failure \
+         {} after the scale to 0 (pod gone after {:.1} s); PostgreSQL Ready {:.1} s after the \
+         scale to 1, first success {} after Ready; {} acknowledged creates ({before_kill} \
+         before the kill), {} lost; service pods and restart counts unchanged: {}",
+        DATABASE_DOWN_FOR.as_secs_f64(),
+        calls.len(),
+        ms(ready - killed) / 1000.0,
+        while_down.iter().filter(|c| c.failure.is_some()).count(),
+        while_down.len(),
+        ms(slowest_failure),
+        first_failure.map_or("none".to_owned(), |t| format!(
+            "{:.0} ms",
+            ms(t.saturating_sub(killed))
+        )),
+        ms(gone - killed) / 1000.0,
+        ms(ready - restored) / 1000.0,
+        first_success.map_or("none".to_owned(), |t| format!(
+            "{:+.0} ms",
+            ms(t) - ms(ready)
+        )),
+        acknowledged.len(),
+        lost.len(),
+        services_after == services,
+    );
+
+    // What failed, by message (ids and addresses aside, the messages are
+    // few): how often, and the slowest of each, with when it was sent.
+    let mut kinds: std::collections::BTreeMap<String, (usize, Duration, Duration)> =
+        std::collections::BTreeMap::new();
+    for call in &failed {
+        let message: String = call
+            .failure
+            .as_deref()
+            .unwrap_or_default()
+            .chars()
+            .take(140)
+            .collect();
+        let kind = kinds.entry(message).or_default();
+        kind.0 += 1;
+        if call.latency > kind.1 {
+            (kind.1, kind.2) = (call.latency, call.sent.saturating_sub(killed));
+        }
+    }
+    for (message, (count, slowest, sent)) in &kinds {
+        println!(
+            "  {count} x, slowest {:.0} ms (sent {:.2} s after the scale to 0): {message}",
+            ms(*slowest),
+            sent.as_secs_f64()
+        );
+    }
+
+    let before: Vec<&Call> = calls.iter().filter(|c| c.sent < killed).collect();
+    assert!(
+        !before.is_empty() && before.iter().all(|c| c.failure.is_none()),
+        "calls failed before the kill: {:?}",
+        failures(&calls).first()
+    );
+    for call in &failed {
+        assert!(
+            is_unavailable(call.failure.as_deref().unwrap()),
+            "expected 503/UNAVAILABLE: {call:?}"
+        );
+        assert!(call.latency < FAIL_FAST, "slow failure: {call:?}");
+    }
+    // With no pod behind the postgres Service nothing can succeed: if
+    // something did, the database was not down and this proved nothing.
+    let down: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.sent >= gone && c.sent < restored)
+        .collect();
+    assert!(down.len() > 50, "too few calls while down: {}", down.len());
+    assert!(
+        down.iter().all(|c| c.failure.is_some()),
+        "a call succeeded with PostgreSQL gone: {:?}",
+        down.iter().find(|c| c.failure.is_none())
+    );
+    assert!(
+        recovered.is_some(),
+        "not every client succeeded within 30 s of PostgreSQL being Ready"
+    );
+    let steady: Vec<&Call> = calls.iter().filter(|c| c.sent >= steady_from).collect();
+    assert!(
+        !steady.is_empty() && steady.iter().all(|c| c.failure.is_none()),
+        "calls still fail after the recovery: {:?}",
+        steady.iter().find(|c| c.failure.is_some())
+    );
+    assert_eq!(
+        services_after, services,
+        "a service pod was replaced or restarted"
+    );
+    assert!(
+        before_kill > 10,
+        "too few writes before the kill: {before_kill}"
+    );
+    assert!(lost.is_empty(), "lost writes: {lost:#?}");
 }

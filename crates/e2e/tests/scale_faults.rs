@@ -7,7 +7,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::{
-    net::IpAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -24,11 +23,13 @@ use api::{
 };
 use e2e::{
     assert_error, call, fresh_client_ip, grpc_channel,
-    load::{CALLS_PER_ADDRESS, FAIL_FAST, is_unavailable},
+    load::{
+        Addresses, FAIL_FAST, grpc_answer, grpc_failure, is_unavailable, rest_answer, rest_result,
+    },
     rest_client, stack, unique_suffix, url,
 };
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use tonic::{Code, transport::Channel};
 
 /// After an instance is back, how long Envoy may take to route to it again:
@@ -61,33 +62,6 @@ async fn instance(port: u16) -> CustomerServiceClient<Channel> {
     CustomerServiceClient::new(channel)
 }
 
-/// Client addresses that move on before the rate limit (100/min per
-/// address on /customers) is near.
-struct Addresses {
-    ip: IpAddr,
-    used: u32,
-}
-
-impl Addresses {
-    fn new() -> Self {
-        Self {
-            ip: fresh_client_ip(),
-            used: 0,
-        }
-    }
-
-    /// The address for the next call; a fresh one every CALLS_PER_ADDRESS.
-    fn next(&mut self) -> (IpAddr, bool) {
-        self.used += 1;
-        if self.used > CALLS_PER_ADDRESS {
-            self.ip = fresh_client_ip();
-            self.used = 1;
-            return (self.ip, true);
-        }
-        (self.ip, false)
-    }
-}
-
 /// One worker's clients, renewed with its address.
 struct Clients {
     addresses: Addresses,
@@ -99,7 +73,7 @@ struct Clients {
 impl Clients {
     fn new() -> Self {
         let addresses = Addresses::new();
-        let http = rest_client(addresses.ip);
+        let http = rest_client(addresses.current());
         Self {
             addresses,
             http,
@@ -109,7 +83,7 @@ impl Clients {
     }
 
     fn rotate(&mut self) {
-        let (ip, fresh) = self.addresses.next();
+        let (ip, fresh) = self.addresses.for_next_call();
         if fresh {
             self.http = rest_client(ip);
             self.customers = None;
@@ -119,7 +93,7 @@ impl Clients {
 
     async fn customers(&mut self) -> Result<&mut CustomerServiceClient<Channel>, String> {
         if self.customers.is_none() {
-            let channel = grpc_channel(self.addresses.ip)
+            let channel = grpc_channel(self.addresses.current())
                 .await
                 .map_err(|e| e.to_string())?;
             self.customers = Some(CustomerServiceClient::new(channel));
@@ -129,30 +103,12 @@ impl Clients {
 
     async fn products(&mut self) -> Result<&mut ProductServiceClient<Channel>, String> {
         if self.products.is_none() {
-            let channel = grpc_channel(self.addresses.ip)
+            let channel = grpc_channel(self.addresses.current())
                 .await
                 .map_err(|e| e.to_string())?;
             self.products = Some(ProductServiceClient::new(channel));
         }
         Ok(self.products.as_mut().unwrap())
-    }
-}
-
-async fn rest_failure(
-    response: Result<reqwest::Response, reqwest::Error>,
-) -> Result<Value, String> {
-    match response {
-        // 200 for reads, 201 for creates.
-        Ok(r) if r.status().is_success() => r.json().await.map_err(|e| e.to_string()),
-        Ok(r) => {
-            let status = r.status();
-            Err(format!(
-                "REST {} {}",
-                status.as_u16(),
-                r.text().await.unwrap_or_default()
-            ))
-        }
-        Err(err) => Err(format!("REST transport error: {err}")),
     }
 }
 
@@ -172,7 +128,7 @@ async fn mixed_call(
         6 | 7 if last.is_some() => {
             let (id, email) = last.unwrap();
             let got = if n.is_multiple_of(2) {
-                rest_failure(
+                rest_result(
                     clients
                         .http
                         .get(url(&format!("/customers/{id}")))
@@ -189,7 +145,7 @@ async fn mixed_call(
                         .await?
                         .get_customer(GetCustomerRequest { id: id.clone() })
                         .await
-                        .map_err(|s| format!("gRPC {:?} {}", s.code(), s.message()))?
+                        .map_err(|s| grpc_failure(&s))?
                         .into_inner()
                         .email,
                 )
@@ -200,7 +156,7 @@ async fn mixed_call(
             Ok(None)
         }
         0 => {
-            let body = rest_failure(
+            let body = rest_result(
                 clients
                     .http
                     .post(url("/customers"))
@@ -224,10 +180,10 @@ async fn mixed_call(
                     }),
                 })
                 .await
-                .map_err(|s| format!("gRPC {:?} {}", s.code(), s.message()))?;
+                .map_err(|s| grpc_failure(&s))?;
             Ok(Some((created.into_inner().id, email)))
         }
-        2 => rest_failure(clients.http.get(url("/customers?page_size=5")).send().await)
+        2 => rest_result(clients.http.get(url("/customers?page_size=5")).send().await)
             .await
             .map(|_| None),
         3 => clients
@@ -239,8 +195,8 @@ async fn mixed_call(
             })
             .await
             .map(|_| None)
-            .map_err(|s| format!("gRPC {:?} {}", s.code(), s.message())),
-        4 | 6 => rest_failure(clients.http.get(url("/products?page_size=5")).send().await)
+            .map_err(|s| grpc_failure(&s)),
+        4 | 6 => rest_result(clients.http.get(url("/products?page_size=5")).send().await)
             .await
             .map(|_| None),
         _ => clients
@@ -252,7 +208,7 @@ async fn mixed_call(
             })
             .await
             .map(|_| None)
-            .map_err(|s| format!("gRPC {:?} {}", s.code(), s.message())),
+            .map_err(|s| grpc_failure(&s)),
     }
 }
 
@@ -374,7 +330,7 @@ async fn killed_database_fails_fast_then_the_services_reconnect() {
     // first UNAVAILABLE on, everything must fail, and fast.
     let mut addresses = Addresses::new();
     let first_failure = loop {
-        let polling = rest_client(addresses.next().0);
+        let polling = rest_client(addresses.for_next_call().0);
         let t = Instant::now();
         let answer = rest_answer(polling.get(url("/customers?page_size=1")).send().await).await;
         if answer != "OK" {
@@ -453,7 +409,7 @@ async fn killed_database_fails_fast_then_the_services_reconnect() {
     // addresses (a slow recovery must not meet the rate limit).
     let mut tries = 0;
     let recovered = loop {
-        let (ip, _) = addresses.next();
+        let (ip, _) = addresses.for_next_call();
         tries += 1;
         let email = format!("dbback-{}@example.com", unique_suffix());
         let response = rest_client(ip)
@@ -486,27 +442,6 @@ async fn killed_database_fails_fast_then_the_services_reconnect() {
         "recovery took {recovered:?}"
     );
     assert_eq!(services(), before, "a service instance was restarted");
-}
-
-/// "OK", or the failure in load::is_unavailable's format.
-async fn rest_answer(response: Result<reqwest::Response, reqwest::Error>) -> String {
-    match response {
-        Ok(r) if r.status().is_success() => "OK".to_owned(),
-        Ok(r) => {
-            let status = r.status();
-            let content_type = e2e::content_type(&r);
-            let body = r.text().await.unwrap_or_default();
-            format!("REST {} {content_type} {body}", status.as_u16())
-        }
-        Err(err) => format!("REST transport error: {err}"),
-    }
-}
-
-fn grpc_answer(result: Result<(), tonic::Status>) -> String {
-    match result {
-        Ok(()) => "OK".to_owned(),
-        Err(s) => format!("gRPC {:?} {}", s.code(), s.message()),
-    }
 }
 
 #[tokio::test]

@@ -37,8 +37,11 @@ pub struct DatabaseArgs {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub database_pool_size: u64,
     /// Longest wait for a database connection (connect, or a free pooled
-    /// one); past it a request fails UNAVAILABLE.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    /// one); past it a request fails UNAVAILABLE. Half a second: a connect
+    /// on the same host or cluster takes milliseconds, and a caller must
+    /// hear UNAVAILABLE within a second when the database is gone (issue
+    /// #12), also where connects hang rather than being refused.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
     pub database_connect_timeout: Duration,
     /// Longest one store operation may take; past it the request fails
     /// UNAVAILABLE (keep it below --request-timeout).
@@ -51,7 +54,7 @@ impl Default for DatabaseArgs {
         Self {
             database_url: None,
             database_pool_size: 16,
-            database_connect_timeout: Duration::from_secs(1),
+            database_connect_timeout: Duration::from_millis(500),
             database_operation_timeout: Duration::from_secs(4),
         }
     }

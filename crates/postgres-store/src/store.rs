@@ -139,11 +139,21 @@ where
         })
     }
 
+    /// A pooled connection within the connect timeout, all told. The pool's
+    /// own timeouts bound each phase (waiting for a slot, recycling,
+    /// connecting) separately, so a get could take two or three times as
+    /// long: on the local cluster, with PostgreSQL gone, the kernel
+    /// rate-limits kube-proxy's ICMP rejects, connects wait for SYN
+    /// retransmits, and calls failed after 2-3 s instead of 1.
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|err| pool_error(err, self.options.connect_timeout))
+        let limit = self.options.connect_timeout;
+        match tokio::time::timeout(limit, self.pool.get()).await {
+            Ok(got) => got.map_err(|err| pool_error(err, limit)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no database connection within {}",
+                humantime::format_duration(limit)
+            ))),
+        }
     }
 
     /// Runs `op` within the operation timeout.
