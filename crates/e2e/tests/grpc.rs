@@ -39,15 +39,27 @@ async fn customer_round_trip_and_errors_keep_their_details() {
         .into_inner();
     assert_eq!(fetched, created);
 
-    let listed = customers
-        .list_customers(ListCustomersRequest {
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(listed.customers.iter().any(|c| c.id == created.id));
+    // Page by page: on a PostgreSQL store (the cluster) earlier runs' rows
+    // are still there, so the new customer need not be on the first page.
+    let mut page_token = String::new();
+    let listed = loop {
+        let page = customers
+            .list_customers(ListCustomersRequest {
+                page_size: 1000,
+                page_token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if page.customers.iter().any(|c| c.id == created.id) {
+            break true;
+        }
+        if page.next_page_token.is_empty() {
+            break false;
+        }
+        page_token = page.next_page_token;
+    };
+    assert!(listed, "{} is on no page of the list", created.id);
 
     customers
         .delete_customer(DeleteCustomerRequest {
