@@ -9,6 +9,7 @@ pub mod k8s;
 pub mod pins;
 pub mod readme;
 pub mod stack;
+pub mod stores;
 pub mod tiers;
 pub mod token;
 pub mod tools;
