@@ -86,6 +86,10 @@ bench:
 bench-tiers *args:
     cargo xtask bench-tiers {{args}}
 
+# In-memory beside PostgreSQL (also part of `just bench`): Get/List/Create through the gateway, two instances each, 100k rows (BENCH_STORE_RECORDS); the List query's plan; crates/bench/results/stores.md
+bench-stores:
+    cargo xtask bench-stores
+
 # The bench in seconds (1 s runs, small stores): proves the pipeline and its outputs; fails on any tool error
 bench-smoke:
     cargo xtask bench --smoke .local/bench/smoke

@@ -4,6 +4,7 @@
 //! binaries use them: `bench` (`just bench`) and `bench-tiers` (one side of
 //! `just bench-tiers`, the rate-limit tiers compared).
 
+pub mod explain;
 pub mod load;
 pub mod procs;
 pub mod report;

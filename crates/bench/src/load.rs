@@ -47,6 +47,20 @@ impl Path3 {
     }
 }
 
+/// A path by its key (`--paths gateway_grpc,gateway_rest`).
+impl std::str::FromStr for Path3 {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Path3::ALL
+            .into_iter()
+            .find(|p| p.key() == s)
+            .ok_or_else(|| {
+                let keys: Vec<&str> = Path3::ALL.iter().map(|p| p.key()).collect();
+                format!("unknown path {s:?} (one of {})", keys.join(", "))
+            })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
@@ -429,4 +443,21 @@ pub fn write_protoset(dir: &Path) -> Result<PathBuf, Error> {
     let path = dir.join("api.protoset");
     std::fs::write(&path, api::DESCRIPTOR_SET)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_from_their_keys_and_nothing_else() {
+        for path in Path3::ALL {
+            assert_eq!(path.key().parse::<Path3>(), Ok(path));
+        }
+        let err = "gateway".parse::<Path3>().unwrap_err();
+        assert!(
+            err.contains("direct_grpc, gateway_grpc, gateway_rest"),
+            "{err}"
+        );
+    }
 }

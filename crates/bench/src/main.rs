@@ -15,9 +15,10 @@ use std::{
 
 use clap::Parser;
 use serde_json::{Value, json};
+use tonic::transport::Endpoint;
 
 use bench::{
-    load,
+    explain, load,
     load::{Error, LoadConfig, Method, Mode, Path3},
     procs, report, service,
 };
@@ -74,6 +75,31 @@ struct Args {
     /// Skip the load runs (service measurements only; no stack needed).
     #[arg(long)]
     service_only: bool,
+    /// The paths of the load runs (`direct_grpc`, `gateway_grpc`, `gateway_rest`).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "direct_grpc,gateway_grpc,gateway_rest"
+    )]
+    paths: Vec<Path3>,
+    /// The stack's processes whose CPU and memory are sampled (pid file
+    /// names; "envoy" is found under envoy-gateway).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "customer-service,envoy,envoy-gateway"
+    )]
+    watch: Vec<String>,
+    /// Against a stack of two instances on one store (the stores bench):
+    /// no service measurements, no report but results.json; first the List
+    /// page at the start, middle and end of the stack's store, through the
+    /// gateway, and with --psql the store's List query EXPLAINed.
+    #[arg(long)]
+    stores: bool,
+    /// psql, to EXPLAIN the List query on the stack's PostgreSQL (its socket
+    /// is in <state-dir>/postgres).
+    #[arg(long)]
+    psql: Option<PathBuf>,
 }
 
 fn machine() -> Value {
@@ -120,23 +146,59 @@ async fn run(args: Args) -> Result<bool, Error> {
 
     let mut runs = Vec::new();
     let mut failures = Vec::new();
+    // The store as seeded: measured before Create grows it.
+    let mut store = json!({});
+    if args.stores {
+        let total = args.stack_records + service::SAMPLES;
+        eprintln!("List page of 20 through the gateway, {total} records:");
+        let channel = Endpoint::from_shared(format!("http://{}", args.gateway))?
+            .connect()
+            .await?;
+        store["list_page_20"] = service::list_cost(channel, total, args.list_calls).await?;
+        store["list_page_20"]["calls_per_position"] = json!(args.list_calls);
+        if let Some(psql) = &args.psql {
+            let sockets = args.state_dir.join("postgres");
+            // The pages just timed: after n records is after seq n, the
+            // seeded ids being 1..=total.
+            let list = &store["list_page_20"];
+            let afters: Vec<(&str, u64)> = ["start", "middle", "end"]
+                .into_iter()
+                .map(|p| (p, list[p]["after"].as_u64().unwrap_or(0)))
+                .collect();
+            let explained = explain::capture(psql, &sockets, &afters)?;
+            eprintln!(
+                "  EXPLAIN of the store's List query on {} rows: {}",
+                explained["rows"],
+                explained["plans"]
+                    .as_object()
+                    .map(|plans| plans
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {}", v["assessment"]))
+                        .collect::<Vec<_>>()
+                        .join("; "))
+                    .unwrap_or_default()
+            );
+            store["explain"] = explained;
+        }
+    }
     if !args.service_only {
         // The control plane too: Envoy's access log goes to its log file.
-        let watched = procs::stack_processes(
-            &args.state_dir,
-            &["customer-service", "envoy", "envoy-gateway"],
-        )?;
+        let names: Vec<&str> = args.watch.iter().map(String::as_str).collect();
+        let watched = procs::stack_processes(&args.state_dir, &names)?;
         eprintln!(
-            "load runs ({} each; customer-service pid {}, envoy pid {}):",
+            "load runs ({} each; watching {}):",
             humantime::format_duration(args.duration),
-            watched[0].pid,
-            watched[1].pid
+            watched
+                .iter()
+                .map(|w| format!("{} pid {}", w.name, w.pid))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         // Method by method, so every path sees the same store: Create runs
         // last and grows the store (GET/List do not depend on its size).
         for method in Method::ALL {
             for mode in [Mode::Max, Mode::Rate] {
-                for path in Path3::ALL {
+                for &path in &args.paths {
                     match load::run(&cfg, path, method, mode, &watched) {
                         Ok(r) => {
                             eprintln!(
@@ -174,6 +236,32 @@ async fn run(args: Args) -> Result<bool, Error> {
                 }
             }
         }
+    }
+
+    if args.stores {
+        let all = json!({
+            "started": started,
+            "elapsed_s": begun.elapsed().as_secs(),
+            "machine": machine(),
+            "config": {
+                "duration": humantime::format_duration(args.duration).to_string(),
+                "rate": args.rate, "concurrency": args.concurrency, "connections": args.connections,
+                "load_tool_cpus": args.tool_cpus,
+                "stack_records": args.stack_records + service::SAMPLES,
+                "get_id": load::GET_ID,
+            },
+            "store": store,
+            "runs": runs.iter().map(load::RunResult::to_json).collect::<Vec<_>>(),
+            "failures": failures,
+        });
+        std::fs::write(
+            args.out.join("results.json"),
+            serde_json::to_string_pretty(&all)? + "\n",
+        )?;
+        for f in &failures {
+            eprintln!("FAIL: {f}");
+        }
+        return Ok(failures.is_empty());
     }
 
     eprintln!("service measurements ({}):", args.customer_bin.display());

@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// Records every fresh store starts with (the samples).
-const SAMPLES: usize = 5;
+pub const SAMPLES: usize = 5;
 
 fn free_port() -> Result<u16, Error> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -166,12 +166,17 @@ pub async fn measure(bin: &Path, cfg: &ServiceConfig) -> Result<Value, Error> {
             server.ready.as_secs_f64() * 1000.0
         );
         if n == cfg.list_records {
-            list = list_cost(&server, n + SAMPLES, cfg).await?;
+            list = list_cost(server.channel().await?, n + SAMPLES, cfg.list_calls).await?;
         }
     }
     if list.is_null() {
         let server = Server::start(bin, cfg.list_records).await?;
-        list = list_cost(&server, cfg.list_records + SAMPLES, cfg).await?;
+        list = list_cost(
+            server.channel().await?,
+            cfg.list_records + SAMPLES,
+            cfg.list_calls,
+        )
+        .await?;
     }
     // The same page on a small store, for comparison.
     let small = Server::start(bin, cfg.small_records).await?;
@@ -220,17 +225,21 @@ async fn time_page(
     Ok((median(&mut us), p99))
 }
 
-/// Walks the store with the service's own page tokens (1000 a page) and times
-/// a page of 20 at the start, the middle and near the end.
-async fn list_cost(server: &Server, total: usize, cfg: &ServiceConfig) -> Result<Value, Error> {
-    let mut client = CustomerServiceClient::new(server.channel().await?);
+/// Walks the store behind `channel` (a service, or the gateway) with the
+/// service's own page tokens and times `calls` pages of 20 at
+/// the start, the middle and near the end.
+pub async fn list_cost(channel: Channel, total: usize, calls: usize) -> Result<Value, Error> {
+    let mut client = CustomerServiceClient::new(channel);
+    // Tokens every `walk` records: 1000 on 100k, finer on a small store so
+    // its middle and end are still distinct positions.
+    let walk = (total / 100).clamp(20, 1000);
     let mut tokens = vec![(0usize, String::new())];
     let mut after = 0;
     let mut token = String::new();
     loop {
         let page = client
             .list_customers(ListCustomersRequest {
-                page_size: 1000,
+                page_size: i32::try_from(walk)?,
                 page_token: token.clone(),
             })
             .await?
@@ -257,10 +266,10 @@ async fn list_cost(server: &Server, total: usize, cfg: &ServiceConfig) -> Result
     for (label, target) in [
         ("start", 0),
         ("middle", total / 2),
-        ("end", total.saturating_sub(1000)),
+        ("end", total.saturating_sub(walk)),
     ] {
         let (skipped, token) = pick(target);
-        let (med, p99) = time_page(&mut client, &token, cfg.list_calls).await?;
+        let (med, p99) = time_page(&mut client, &token, calls).await?;
         eprintln!(
             "  List page of 20 at {label} (after {skipped} of {total}): median {med:.0} µs, p99 {p99:.0} µs"
         );

@@ -66,6 +66,17 @@ impl<S: Schema> std::fmt::Debug for PgStore<S> {
 /// Seed records per statement.
 const SEED_CHUNK: usize = 1000;
 
+/// A page of a kind's records after a sequence number, in order: $1 the
+/// kind, $2 the last seq of the previous page (0 for the first), $3 the
+/// rows wanted (the page size plus one, to know whether another follows).
+/// Public so the bench can EXPLAIN the statement the store runs, not a copy.
+pub const LIST_PAGE_SQL: &str =
+    "SELECT version, record FROM records WHERE kind = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+
+/// The same page within one group ($4 the group's digest).
+pub const LIST_GROUP_PAGE_SQL: &str = "SELECT version, record FROM records \
+     WHERE kind = $1 AND grp = $4 AND seq > $2 ORDER BY seq LIMIT $3";
+
 fn now() -> Timestamp {
     Timestamp::from(std::time::SystemTime::now())
 }
@@ -360,10 +371,7 @@ where
         let rows = match group {
             None => {
                 let statement = client
-                    .prepare_cached(
-                        "SELECT version, record FROM records
-                         WHERE kind = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                    )
+                    .prepare_cached(LIST_PAGE_SQL)
                     .await
                     .map_err(db_error)?;
                 client
@@ -372,10 +380,7 @@ where
             }
             Some(group) => {
                 let statement = client
-                    .prepare_cached(
-                        "SELECT version, record FROM records
-                         WHERE kind = $1 AND grp = $4 AND seq > $2 ORDER BY seq LIMIT $3",
-                    )
+                    .prepare_cached(LIST_GROUP_PAGE_SQL)
                     .await
                     .map_err(db_error)?;
                 client
@@ -508,6 +513,15 @@ where
         }
         let inserted = kept.len();
         tx.commit().await.map_err(db_error)?;
+        // Statistics for the bulk load now, not when autovacuum next looks:
+        // until then the planner takes the tables for nearly empty and pages
+        // with a bitmap scan and a sort of every row after the position
+        // (measured: 27 buffers for the first page of 1005 rows, 3 for the
+        // last) instead of the primary key's range scan.
+        client
+            .batch_execute("ANALYZE records, unique_keys")
+            .await
+            .map_err(db_error)?;
         Ok(inserted)
     }
 }

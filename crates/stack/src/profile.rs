@@ -751,10 +751,13 @@ mod tests {
                 "bench",
                 "bench-global",
                 "bench-local",
+                "bench-memory",
+                "bench-postgres",
                 "dev",
                 "fuzz",
                 "fuzz-scale",
                 "ha",
+                "ha-postgres",
                 "scale"
             ]
         );
@@ -893,6 +896,46 @@ mod tests {
         assert!(
             err.contains("no variable recods") && err.contains("records"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_stores_bench_differs_only_in_the_store() {
+        let mut fixture = Fixture::new("stores");
+        fixture
+            .env
+            .insert("BENCH_STORE_RECORDS".into(), "1000".into());
+        let memory = fixture.resolve("bench-memory", &[]).unwrap();
+        let postgres = fixture.resolve("bench-postgres", &[]).unwrap();
+        for stack in [&memory, &postgres] {
+            for instance in ["customer-service", "customer-service-2"] {
+                let customer = find(stack, instance);
+                assert!(
+                    customer
+                        .program
+                        .ends_with("target/release/customer-service")
+                );
+                assert_eq!(customer.env["CUSTOMER_SYNTHETIC_RECORDS"], "1000");
+            }
+            assert_eq!(
+                kustomize_overlay(find(stack, "envoy-gateway")),
+                "k8s/overlays/bench-stores"
+            );
+        }
+        let mut with_database = names(&memory);
+        with_database.push("postgres");
+        with_database.sort_unstable();
+        let mut postgres_names = names(&postgres);
+        postgres_names.sort_unstable();
+        assert_eq!(postgres_names, with_database);
+        assert!(
+            find(&postgres, "customer-service").env["CUSTOMER_DATABASE_URL"]
+                .starts_with("postgresql://")
+        );
+        assert!(
+            !find(&memory, "customer-service")
+                .env
+                .contains_key("CUSTOMER_DATABASE_URL")
         );
     }
 

@@ -10,6 +10,7 @@ pub mod openapi;
 pub mod pins;
 pub mod readme;
 pub mod stack;
+pub mod stores;
 pub mod tiers;
 pub mod token;
 pub mod tools;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
-use xtask::{bench, e2e, fuzz, pins::Pins, readme, stack, tiers, token, tools};
+use xtask::{bench, e2e, fuzz, pins::Pins, readme, stack, stores, tiers, token, tools};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "The tasks behind the justfile")]
@@ -76,6 +76,11 @@ enum Task {
         #[arg(long, default_value = "crates/bench/results")]
         out: PathBuf,
     },
+    /// In-memory beside PostgreSQL: Get, List, Create through the gateway on two instances of each store, List page cost and the List query's plan on PostgreSQL; stores.md
+    BenchStores {
+        #[arg(long, default_value = "crates/bench/results")]
+        out: PathBuf,
+    },
     /// Build every service of the table (envoy-ext/services.toml): `cargo build --bins -p ...`
     BuildServices {
         #[arg(long)]
@@ -132,6 +137,13 @@ fn run(task: Task) -> Result<ExitCode, Error> {
                 return Ok(build);
             }
             return run_bench_tiers(&pins, &plan, &out);
+        }
+        Task::BenchStores { out } => {
+            let build = build_release()?;
+            if build != ExitCode::SUCCESS {
+                return Ok(build);
+            }
+            return run_bench_stores(&pins, false, &out);
         }
         Task::BuildServices { release } => {
             let table = envoy_ext::services::ServiceTable::committed()?;
@@ -344,8 +356,7 @@ fn run_bench(pins: &Pins, smoke: bool, out: &Path) -> Result<ExitCode, Error> {
         &records,
         &bench::args(smoke, |v| std::env::var(v).ok()),
     );
-    args.push(bench.get_program().to_string_lossy().into_owned());
-    args.extend(bench.get_args().map(|a| a.to_string_lossy().into_owned()));
+    args.extend(command_args(&bench));
     let code = status(stack::command(pins, &args)?.env("BENCH_RECORDS", &records))?;
     if code != ExitCode::SUCCESS {
         if !smoke {
@@ -358,13 +369,88 @@ fn run_bench(pins: &Pins, smoke: bool, out: &Path) -> Result<ExitCode, Error> {
     if smoke {
         println!("{}", bench::check_outputs(out)?);
     }
-    // The rate-limit tiers: stacks of their own, after the bench stack.
+    // The stores and the rate-limit tiers: stacks of their own, after the
+    // bench stack.
+    let code = run_bench_stores(pins, smoke, out)?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
     let plan = if smoke {
         tiers::Plan::smoke()
     } else {
         tiers::Plan::full()
     };
     run_bench_tiers(pins, &plan, out)
+}
+
+/// A command as the words `cargo stack run PROFILE -- ...` takes.
+fn command_args(command: &Command) -> Vec<String> {
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// In-memory beside PostgreSQL: each store's stack (fresh, seeded with the
+/// same records) with the bench's gateway runs inside it, then the
+/// comparison in `out`/stores.md (each side's JSON in `out`/stores/).
+fn run_bench_stores(pins: &Pins, smoke: bool, out: &Path) -> Result<ExitCode, Error> {
+    tools::ensure(pins, &["default", "bench", "scale"])?;
+    let records = if smoke {
+        stores::SMOKE_RECORDS.to_string()
+    } else {
+        std::env::var("BENCH_STORE_RECORDS").unwrap_or_else(|_| stores::RECORDS_DEFAULT.to_string())
+    };
+    let mut sides = Vec::new();
+    for (profile, label) in stores::PROFILES {
+        eprintln!("bench stores: {label} ({profile}, {records} records)");
+        // A fresh store: the seeded rows and nothing an earlier run created.
+        let code = status(&mut stack::command(
+            pins,
+            &["reset".into(), profile.into()],
+        )?)?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+        let dir = out.join("stores").join(profile);
+        let mut bench_args = bench::args(smoke, |v| std::env::var(v).ok());
+        bench_args.extend(stores::bench_args(profile));
+        let mut args: Vec<String> = ["run", "--stop-others", profile, "--"]
+            .map(str::to_owned)
+            .to_vec();
+        args.extend(command_args(&bench::command(&dir, &records, &bench_args)));
+        let code = status(stack::command(pins, &args)?.env("BENCH_STORE_RECORDS", &records))?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+        let json = dir.join("results.json");
+        let text =
+            std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?;
+        sides.push(
+            serde_json::from_str::<serde_json::Value>(&text)
+                .map_err(|e| format!("{}: {e}", json.display()))?,
+        );
+    }
+    let [memory, postgres] =
+        <[serde_json::Value; 2]>::try_from(sides).map_err(|_| "bench stores: want two sides")?;
+    let header = format!(
+        "# In-memory beside PostgreSQL (just bench)\n\n{}. Two instances of customer-service behind \
+         the gateway (release binaries, no rate limits), each store fresh and seeded with {records} \
+         synthetic customers plus the 5 samples; the profiles bench-memory and bench-postgres.",
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+    );
+    let (md, targets) = stores::compare(&memory, &postgres, &header)?;
+    let path = out.join("stores.md");
+    std::fs::write(&path, &md).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!(
+        "bench stores: {} (targets reported, not asserted)",
+        path.display()
+    );
+    for t in targets {
+        let verdict = if t.met { "met" } else { "MISSED" };
+        println!("  {verdict:<7} {} = {}", t.target, t.value);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_e2e(pins: &Pins, suite: &e2e::Suite) -> Result<ExitCode, Error> {
