@@ -124,6 +124,18 @@ fn machine() -> Value {
     json!({"nproc": nproc, "cpu": cpu, "mem_mib": mem_mib})
 }
 
+/// How the load runs were made, for the results' JSON.
+fn run_config(args: &Args) -> Value {
+    json!({
+        "duration": humantime::format_duration(args.duration).to_string(),
+        "rate": args.rate, "concurrency": args.concurrency, "connections": args.connections,
+        "load_tool_cpus": args.tool_cpus,
+        "stack_records": args.stack_records + service::SAMPLES,
+        "get_id": load::GET_ID,
+        "tools": {"grpc": "ghz", "rest": "vegeta (HTTP/1.1, keep-alive)"},
+    })
+}
+
 async fn run(args: Args) -> Result<bool, Error> {
     let begun = Instant::now();
     std::fs::create_dir_all(&args.out)?;
@@ -243,13 +255,7 @@ async fn run(args: Args) -> Result<bool, Error> {
             "started": started,
             "elapsed_s": begun.elapsed().as_secs(),
             "machine": machine(),
-            "config": {
-                "duration": humantime::format_duration(args.duration).to_string(),
-                "rate": args.rate, "concurrency": args.concurrency, "connections": args.connections,
-                "load_tool_cpus": args.tool_cpus,
-                "stack_records": args.stack_records + service::SAMPLES,
-                "get_id": load::GET_ID,
-            },
+            "config": run_config(&args),
             "store": store,
             "runs": runs.iter().map(load::RunResult::to_json).collect::<Vec<_>>(),
             "failures": failures,
@@ -288,14 +294,7 @@ async fn run(args: Args) -> Result<bool, Error> {
         "started": started,
         "elapsed_s": begun.elapsed().as_secs(),
         "machine": machine(),
-        "config": {
-            "duration": humantime::format_duration(args.duration).to_string(),
-            "rate": args.rate, "concurrency": args.concurrency, "connections": args.connections,
-            "load_tool_cpus": args.tool_cpus,
-            "stack_records": args.stack_records + 5,
-            "get_id": load::GET_ID,
-            "tools": {"grpc": "ghz", "rest": "vegeta (HTTP/1.1, keep-alive)"},
-        },
+        "config": run_config(&args),
         "runs": runs.iter().map(load::RunResult::to_json).collect::<Vec<_>>(),
         "ratios": ratios,
         "targets": targets,

@@ -69,17 +69,10 @@ async fn kubectl(args: &[&str]) -> String {
 /// namespace, sorted: equal before and after a fault when no pod was
 /// replaced and no container restarted.
 async fn pods_and_restarts(selector: &str) -> Vec<String> {
-    let jsonpath = r#"{range .items[*]}{.metadata.name} {.status.containerStatuses[*].restartCount}{"\n"}{end}"#;
-    let mut pods: Vec<String> = kubectl(&[
-        "-n",
-        SERVICES_NAMESPACE,
-        "get",
-        "pods",
-        "-l",
+    let mut pods: Vec<String> = pod_lines(
         selector,
-        "-o",
-        &format!("jsonpath={jsonpath}"),
-    ])
+        r#"{.metadata.name} {.status.containerStatuses[*].restartCount}"#,
+    )
     .await
     .lines()
     .map(str::to_owned)
@@ -88,9 +81,9 @@ async fn pods_and_restarts(selector: &str) -> Vec<String> {
     pods
 }
 
-/// The names of the Ready pods that `selector` picks in the services' namespace.
-async fn ready_pods(selector: &str) -> Vec<String> {
-    let jsonpath = r#"{range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#;
+/// One line per pod that `selector` picks in the services' namespace, as
+/// `fields` (a kubectl jsonpath of one pod) prints it.
+async fn pod_lines(selector: &str, fields: &str) -> String {
     kubectl(&[
         "-n",
         SERVICES_NAMESPACE,
@@ -99,8 +92,17 @@ async fn ready_pods(selector: &str) -> Vec<String> {
         "-l",
         selector,
         "-o",
-        &format!("jsonpath={jsonpath}"),
+        &format!("jsonpath={{range .items[*]}}{fields}{{\"\\n\"}}{{end}}"),
     ])
+    .await
+}
+
+/// The names of the Ready pods that `selector` picks in the services' namespace.
+async fn ready_pods(selector: &str) -> Vec<String> {
+    pod_lines(
+        selector,
+        r#"{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}"#,
+    )
     .await
     .lines()
     .filter_map(|line| line.strip_suffix(" True"))
