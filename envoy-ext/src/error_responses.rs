@@ -1,7 +1,10 @@
 //! The `error-responses` policy: how the gateway answers errors it makes
 //! itself, so callers see the same shapes as for the services' own errors.
 
-use crate::{HCM_JSON_PATH, LISTENER_NAME, ROUTE_CONFIG_NAME, policy_header};
+use crate::{
+    HCM_JSON_PATH, LISTENER_NAME, ROUTE_CONFIG_NAME, policy_header,
+    rest_extension::{BAD_BODY_KEY, METADATA_NAMESPACE},
+};
 
 /// HTTP statuses the gateway answers by itself, and the gRPC code a REST
 /// caller finds in the JSON body, as the transcoder would have printed it
@@ -29,7 +32,9 @@ const GATEWAY_ERRORS: &[(u16, i32, &str)] = &[
 ///    of Envoy's default UNAVAILABLE (which invites immediate retries); Envoy
 ///    Gateway does not expose that switch;
 /// 2. the HTTP connection manager's local replies to REST callers get a JSON
-///    body `{"code": <gRPC code>, "message": ..., "details": []}`.
+///    body `{"code": <gRPC code>, "message": ..., "details": []}`, except
+///    the 400s of the REST extension for bodies that do not fit the schema,
+///    which already carry theirs, with a google.rpc.BadRequest.
 pub fn render_error_responses_policy() -> String {
     let header = policy_header(
         "error-responses",
@@ -58,6 +63,18 @@ callers. Native gRPC calls keep grpc-status/grpc-message untouched.",
         path: /typed_config/local_reply_config
         value:
           mappers:
+            # A REST body the REST extension refused (rest-extension.yaml):
+            # its answer already names the fields; the first matching mapper
+            # wins, and this one changes nothing.
+            - filter:
+                metadata_filter:
+                  matcher:
+                    filter: {METADATA_NAMESPACE}
+                    path:
+                      - key: {BAD_BODY_KEY}
+                    value:
+                      bool_match: true
+                  match_if_key_not_found: false
 {mappers}"#
     )
 }
@@ -140,5 +157,16 @@ mod tests {
         let yaml = render_error_responses_policy();
         assert!(yaml.contains("path: /rate_limited_as_resource_exhausted\n        value: true"));
         assert!(yaml.contains(&format!("name: {ROUTE_CONFIG_NAME}")));
+    }
+
+    #[test]
+    fn the_rest_extensions_bad_body_answers_are_left_alone_first() {
+        let yaml = render_error_responses_policy();
+        let bad_body = yaml
+            .find(&format!("- key: {BAD_BODY_KEY}\n"))
+            .expect("a mapper for the extension's answers");
+        let first_status_mapper = yaml.find("status_code_filter").expect("status mappers");
+        assert!(bad_body < first_status_mapper, "{yaml}");
+        assert!(yaml.contains(&format!("filter: {METADATA_NAMESPACE}\n")));
     }
 }

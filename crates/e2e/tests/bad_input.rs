@@ -1,5 +1,5 @@
 //! Bad input through the real gateway: oversized bodies, broken JSON, wrong
-//! types, unknown fields, invalid UTF-8, odd ids, huge page sizes, unmapped
+//! types and unknown fields (400 naming the field), invalid UTF-8, odd ids, huge page sizes, unmapped
 //! methods, oversized gRPC messages. Every answer must be a 4xx (or the
 //! documented gRPC code) with the usual JSON error body: never a 5xx, never a
 //! hang, never a non-JSON REST body.
@@ -157,20 +157,46 @@ async fn malformed_json_is_400() {
     }
 }
 
+/// Asserts a 400 whose google.rpc.BadRequest names exactly `fields`, in
+/// order (the gateway's REST extension checks bodies against the schema).
+async fn expect_violations(request: reqwest::RequestBuilder, fields: &[&str], what: &str) {
+    let body = expect_error(request, StatusCode::BAD_REQUEST, 3, what).await;
+    assert_eq!(
+        body["details"][0]["@type"], "type.googleapis.com/google.rpc.BadRequest",
+        "{what}: {body}"
+    );
+    assert_eq!(violation_fields(&body), fields, "{what}: {body}");
+    for field in fields {
+        assert!(
+            body["message"].as_str().unwrap().contains(field),
+            "{what}: the message names {field}: {body}"
+        );
+    }
+}
+
+/// A field of the wrong JSON type is a 400 naming the field; a value of the
+/// right type that the field cannot hold (over int32, a bad timestamp) is
+/// the transcoder's 400. Either way never a 5xx.
 #[tokio::test]
 async fn wrong_types_are_400() {
     let http = client();
     let email = format!("types-{}@example.com", unique_suffix());
-    for body in [
-        json!({"name": 5, "email": email}),
-        json!({"name": ["a"], "email": email}),
-        json!({"name": {"first": "a"}, "email": email}),
-        json!({"name": "Typed", "email": true}),
+    for (body, field) in [
+        (json!({"name": 5, "email": email}), "customer.name"),
+        (json!({"name": ["a"], "email": email}), "customer.name"),
+        (
+            json!({"name": {"first": "a"}, "email": email}),
+            "customer.name",
+        ),
+        (json!({"name": "Typed", "email": true}), "customer.email"),
+        (
+            json!({"name": "Typed", "email": email, "createTime": {"seconds": 1}}),
+            "customer.create_time",
+        ),
     ] {
-        expect_error(
+        expect_violations(
             post_customers(&http, body.to_string()),
-            StatusCode::BAD_REQUEST,
-            3,
+            &[field],
             &format!("POST /customers {body}"),
         )
         .await;
@@ -178,9 +204,23 @@ async fn wrong_types_are_400() {
     let sku = format!("TYPES-{}", unique_suffix());
     for (field, value) in [
         ("stock_quantity", json!("many")),
+        ("stock_quantity", json!(true)),
+        ("price_minor_units", json!("12.50")),
+        ("price_minor_units", json!({"units": 12})),
+        ("category", json!(["a", "b"])),
+    ] {
+        let mut product = json!({"name": "Typed", "sku": sku, "currency_code": "EUR"});
+        product[field] = value.clone();
+        expect_violations(
+            http.post(url("/products")).json(&product),
+            &[&format!("product.{field}")],
+            &format!("POST /products {field}: {value}"),
+        )
+        .await;
+    }
+    for (field, value) in [
         ("stock_quantity", json!(1.5)),
         ("stock_quantity", json!(3_000_000_000_i64)), // over int32
-        ("price_minor_units", json!("12.50")),
         ("price_minor_units", json!("9223372036854775808")), // over int64
         ("create_time", json!("yesterday")),
     ] {
@@ -206,27 +246,52 @@ async fn wrong_types_are_400() {
     }
 }
 
-/// Unknown fields in a JSON body are dropped by Envoy's transcoder (the
-/// proto3 JSON mapping's lenient default; the filter has no switch to reject
-/// them), while unknown query parameters are rejected
-/// (reject_unknown_query_parameters). Pinned here so a change is noticed.
+/// An unknown field in a JSON body is a 400 naming it (and every other
+/// wrong field), on creates and updates alike, and nothing is written;
+/// unknown query parameters are 400 too (reject_unknown_query_parameters).
 #[tokio::test]
-async fn unknown_body_fields_are_ignored_unknown_query_parameters_are_400() {
+async fn unknown_fields_are_400_naming_them() {
     let http = client();
     let email = format!("unknown-{}@example.com", unique_suffix());
-    let body = json!({"name": "Unknown", "email": email, "nickname": "u", "id": "cus_999999"});
-    let (status, created) = call(post_customers(&http, body.to_string())).await;
+    // In the body's order (json! would sort the keys).
+    let body = format!(r#"{{"nmae": "Unknown", "email": "{email}", "nickname": "u", "phone": 5}}"#);
+    expect_violations(
+        post_customers(&http, body),
+        &["customer.nmae", "customer.nickname", "customer.phone"],
+        "POST /customers with typos",
+    )
+    .await;
+    // Nothing was created: the same e-mail is still free.
+    let (status, created) = call(post_customers(
+        &http,
+        json!({"name": "Known", "email": email}).to_string(),
+    ))
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    assert!(created.get("nickname").is_none(), "{created}");
-    assert_ne!(
-        created["id"], "cus_999999",
-        "id is server-assigned: {created}"
-    );
     let id = created["id"].as_str().unwrap();
-    http.delete(url(&format!("/customers/{id}")))
-        .send()
-        .await
-        .unwrap();
+
+    expect_violations(
+        http.patch(url(&format!("/customers/{id}")))
+            .json(&json!({"name": "Renamed", "emial": "x@example.com"})),
+        &["customer.emial"],
+        "PATCH /customers/{id} with a typo",
+    )
+    .await;
+    let (status, unchanged) = call(http.get(url(&format!("/customers/{id}")))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        unchanged["name"], "Known",
+        "the refused PATCH wrote nothing"
+    );
+
+    let sku = format!("UNKNOWN-{}", unique_suffix());
+    expect_violations(
+        http.post(url("/products"))
+            .json(&json!({"name": "P", "sku": sku, "currency_code": "EUR", "colour": "red"})),
+        &["product.colour"],
+        "POST /products with an unknown field",
+    )
+    .await;
 
     let body = expect_error(
         http.get(url("/products?page_size=1&colour=red")),
@@ -239,6 +304,65 @@ async fn unknown_body_fields_are_ignored_unknown_query_parameters_are_400() {
         body["message"].as_str().unwrap().contains("colour"),
         "{body}"
     );
+    http.delete(url(&format!("/customers/{id}")))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// What proto3 JSON allows stays allowed: lowerCamel names, escaped keys,
+/// null for a field's default, 64-bit integers as strings, output-only
+/// fields (ignored), whitespace. A client-chosen field name with quotes or
+/// control characters comes back escaped, still JSON.
+#[tokio::test]
+async fn every_proto3_json_form_is_still_accepted() {
+    let http = client();
+    let email = format!("forms-{}@example.com", unique_suffix());
+    let body = format!(
+        r#"  {{ "n\u0061me" : "Forms", "email": "{email}", "phone": null,
+              "createTime": "2020-01-01T00:00:00Z", "etag": "" }}  "#
+    );
+    let (status, created) = call(post_customers(&http, body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["name"], "Forms", "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let sku = format!("FORMS-{}", unique_suffix());
+    let (status, product) = call(http.post(url("/products")).json(&json!({
+        "name": "Forms", "sku": sku, "currencyCode": "EUR",
+        "priceMinorUnits": "1250", "stockQuantity": 3, "category": null,
+    })))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{product}");
+    assert_eq!(product["price_minor_units"], "1250", "{product}");
+    assert_eq!(product["stock_quantity"], 3, "{product}");
+
+    expect_violations(
+        post_customers(&http, r#"{"na\"me\u0001": 1}"#),
+        &["customer.na\"me\u{1}"],
+        "a field name with a quote and a control character",
+    )
+    .await;
+    // Escaped surrogate pairs are one character, lone ones and raw bytes
+    // that are not UTF-8 come back as U+FFFD: the answer stays valid JSON.
+    expect_violations(
+        post_customers(&http, r#"{"\ud83d\ude00\udf6f": 1}"#),
+        &["customer.\u{1F600}\u{FFFD}"],
+        "a field name with a surrogate pair and a lone surrogate",
+    )
+    .await;
+    expect_violations(
+        post_customers(&http, b"{\"a\xff\": 1}".to_vec()),
+        &["customer.a\u{FFFD}"],
+        "a field name with a byte that is not UTF-8",
+    )
+    .await;
+    for path in [
+        format!("/customers/{id}"),
+        format!("/products/{}", product["id"].as_str().unwrap()),
+    ] {
+        http.delete(url(&path)).send().await.unwrap();
+    }
 }
 
 #[tokio::test]

@@ -196,9 +196,21 @@ fn rest_callers_get_json_local_replies() {
         .as_array()
         .expect("localReplyConfig");
     assert!(mappers.len() >= 10, "{mappers:?}");
+    // The first leaves the REST extension's BadRequest answers as they are;
+    // every other one gives a JSON body.
+    let (first, rest) = mappers.split_first().expect("mappers");
+    let matcher = &first["filter"]["metadataFilter"]["matcher"];
+    assert_eq!(
+        matcher["filter"],
+        envoy_ext::rest_extension::METADATA_NAMESPACE
+    );
+    assert_eq!(
+        matcher["path"][0]["key"],
+        envoy_ext::rest_extension::BAD_BODY_KEY
+    );
+    assert!(first.get("bodyFormatOverride").is_none(), "{first}");
     assert!(
-        mappers
-            .iter()
+        rest.iter()
             .all(|m| m["bodyFormatOverride"]["jsonFormat"].is_object())
     );
 }

@@ -605,7 +605,15 @@ fn generate_openapi() -> Result<Option<String>, Error> {
     let _ = std::fs::remove_dir_all(&out);
     let Some(spec) = spec else { return Ok(None) };
     let creates = envoy_ext::rest_extension::create_paths(api::DESCRIPTOR_SET)?;
-    Ok(Some(xtask::openapi::created_responses(&spec, &creates)?))
+    let spec = xtask::openapi::created_responses(&spec, &creates)?;
+    let mut bodies: Vec<String> = envoy_ext::rest_extension::rest_bodies(api::DESCRIPTOR_SET)?
+        .iter()
+        .filter_map(|body| body.kind.strip_prefix("msg:"))
+        .map(xtask::openapi::definition_name)
+        .collect();
+    bodies.sort();
+    bodies.dedup();
+    Ok(Some(xtask::openapi::closed_definitions(&spec, &bodies)?))
 }
 
 fn write_openapi() -> Result<ExitCode, Error> {

@@ -3,7 +3,9 @@
 //! every method (its one switch, `disable_default_responses`, drops them all);
 //! the gateway's REST extension answers the API's creates with 201 Created
 //! and a Location (k8s/gateway/rest-extension.yaml). The create paths come
-//! from the same descriptor set the extension is rendered from.
+//! from the same descriptor set the extension is rendered from, and so do
+//! the messages REST bodies hold, which the extension checks strictly: their
+//! definitions get `additionalProperties: false`.
 
 /// The success response protoc-gen-openapiv2 writes for every method.
 const GENERATED_OK: &str = "        \"200\":\n          description: A successful response.\n";
@@ -40,6 +42,31 @@ pub fn created_responses(spec: &str, create_paths: &[String]) -> Result<String, 
         spec.replace_range(ok..ok + GENERATED_OK.len(), &created);
     }
     Ok(spec)
+}
+
+/// Marks each definition in `definitions` (protoc-gen-openapiv2's names,
+/// e.g. `v1Customer`) `additionalProperties: false`: the gateway answers 400
+/// for an unknown field in a REST body. Fails when one is missing.
+pub fn closed_definitions(spec: &str, definitions: &[String]) -> Result<String, String> {
+    let mut spec = spec.to_owned();
+    for name in definitions {
+        let key = format!("\n  {name}:\n    type: object\n");
+        let at = spec
+            .find(&key)
+            .map(|i| i + key.len())
+            .ok_or_else(|| format!("openapi: no object definition {name}"))?;
+        spec.insert_str(at, "    additionalProperties: false\n");
+    }
+    Ok(spec)
+}
+
+/// protoc-gen-openapiv2's definition name of a message (its default naming:
+/// the last package component, then the message), e.g. `customer.v1.Customer`
+/// is `v1Customer`.
+pub fn definition_name(message: &str) -> String {
+    let mut parts = message.rsplit('.');
+    let name = parts.next().unwrap_or_default();
+    format!("{}{name}", parts.next().unwrap_or_default())
 }
 
 /// Where the YAML block whose body starts at `from` ends: the first
@@ -109,5 +136,21 @@ definitions:
             "    post:\n      operationId: CustomerService_CreateCustomer\n      responses:\n        \"202\"",
         );
         assert!(created_responses(&no_ok, &["/customers".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn body_definitions_are_closed_and_a_missing_one_fails() {
+        let out = closed_definitions(SPEC, &["v1Customer".to_owned()]).unwrap();
+        assert!(
+            out.ends_with("  v1Customer:\n    type: object\n    additionalProperties: false\n"),
+            "{out}"
+        );
+        assert!(closed_definitions(SPEC, &["v1Product".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn definition_names_follow_the_generator() {
+        assert_eq!(definition_name("customer.v1.Customer"), "v1Customer");
+        assert_eq!(definition_name("product.v1.Product"), "v1Product");
     }
 }
