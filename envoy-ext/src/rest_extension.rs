@@ -66,7 +66,11 @@ pub enum ExtensionError {
 /// REST paths of the API's standard Create methods (AIP-133): a `post` rule
 /// on a collection, without path variables or a custom verb. Sorted.
 pub fn create_paths(descriptor_set: &[u8]) -> Result<Vec<String>, ExtensionError> {
-    let mut paths: Vec<String> = http_rules(descriptor_set)?
+    creates_in(&DescriptorPool::decode(descriptor_set)?)
+}
+
+fn creates_in(pool: &DescriptorPool) -> Result<Vec<String>, ExtensionError> {
+    let mut paths: Vec<String> = http_rules(pool)?
         .into_iter()
         .filter(|rule| rule.http_method == "POST" && rule.method.name().starts_with("Create"))
         .map(|rule| rule.path)
@@ -89,8 +93,7 @@ struct HttpRule {
 }
 
 /// Every binding of every method, additional_bindings included.
-fn http_rules(descriptor_set: &[u8]) -> Result<Vec<HttpRule>, ExtensionError> {
-    let pool = DescriptorPool::decode(descriptor_set)?;
+fn http_rules(pool: &DescriptorPool) -> Result<Vec<HttpRule>, ExtensionError> {
     let http = pool
         .get_extension_by_name("google.api.http")
         .ok_or(ExtensionError::NoHttpRule)?;
@@ -112,26 +115,14 @@ fn push_rule(method: &MethodDescriptor, rule: &DynamicMessage, rules: &mut Vec<H
         Some(Value::String(text)) => text.clone(),
         _ => String::new(),
     };
-    let custom = rule
-        .get_field_by_name("custom")
-        .and_then(|custom| custom.as_message().cloned());
     let binding = ["get", "put", "post", "delete", "patch"]
         .into_iter()
         .find(|verb| rule.has_field_by_name(verb))
         .map(|verb| (verb.to_uppercase(), text(verb)))
         .or_else(|| {
-            custom.map(|custom| {
-                match (
-                    custom.get_field_by_name("kind"),
-                    custom.get_field_by_name("path"),
-                ) {
-                    (Some(kind), Some(path)) => (
-                        kind.as_str().unwrap_or_default().to_uppercase(),
-                        path.as_str().unwrap_or_default().to_owned(),
-                    ),
-                    _ => (String::new(), String::new()),
-                }
-            })
+            let custom = rule.get_field_by_name("custom")?.as_message()?.clone();
+            let field = |name: &str| Some(custom.get_field_by_name(name)?.as_str()?.to_owned());
+            Some((field("kind")?.to_uppercase(), field("path")?))
         });
     if let Some((http_method, path)) = binding {
         rules.push(HttpRule {
@@ -247,7 +238,11 @@ pub struct RestBody {
 
 /// The bodies of the API's REST rules, in the descriptor set's order.
 pub fn rest_bodies(descriptor_set: &[u8]) -> Result<Vec<RestBody>, ExtensionError> {
-    Ok(http_rules(descriptor_set)?
+    bodies_in(&DescriptorPool::decode(descriptor_set)?)
+}
+
+fn bodies_in(pool: &DescriptorPool) -> Result<Vec<RestBody>, ExtensionError> {
+    Ok(http_rules(pool)?
         .into_iter()
         .filter(|rule| !rule.body.is_empty())
         .filter_map(|rule| {
@@ -274,11 +269,7 @@ pub fn rest_bodies(descriptor_set: &[u8]) -> Result<Vec<RestBody>, ExtensionErro
 
 /// The messages the bodies reach, by full name, with their fields as Lua
 /// table entries (`["jsonName"] = {"proto_name", "kind", "shape"}`).
-fn body_messages(
-    descriptor_set: &[u8],
-    bodies: &[RestBody],
-) -> Result<BTreeMap<String, Vec<String>>, ExtensionError> {
-    let pool = DescriptorPool::decode(descriptor_set)?;
+fn body_messages(pool: &DescriptorPool, bodies: &[RestBody]) -> BTreeMap<String, Vec<String>> {
     let mut messages = BTreeMap::new();
     let mut pending: Vec<String> = bodies.iter().map(|body| body.kind.clone()).collect();
     while let Some(kind) = pending.pop() {
@@ -305,16 +296,17 @@ fn body_messages(
         }
         messages.insert(name.to_owned(), entries);
     }
-    Ok(messages)
+    messages
 }
 
 /// The Lua source with the API's tables filled in.
 pub fn render_lua(descriptor_set: &[u8]) -> Result<String, ExtensionError> {
-    let creates: String = create_paths(descriptor_set)?
+    let pool = DescriptorPool::decode(descriptor_set)?;
+    let creates: String = creates_in(&pool)?
         .iter()
         .map(|path| format!("  [\"{path}\"] = true,\n"))
         .collect();
-    let rest_bodies = rest_bodies(descriptor_set)?;
+    let rest_bodies = bodies_in(&pool)?;
     let mut by_method: BTreeMap<&str, Vec<&RestBody>> = BTreeMap::new();
     for body in &rest_bodies {
         by_method.entry(&body.http_method).or_default().push(body);
@@ -336,7 +328,7 @@ pub fn render_lua(descriptor_set: &[u8]) -> Result<String, ExtensionError> {
             format!("  {method} = {{\n{rules}  }},\n")
         })
         .collect();
-    let messages: String = body_messages(descriptor_set, &rest_bodies)?
+    let messages: String = body_messages(&pool, &rest_bodies)
         .iter()
         .map(|(name, fields)| {
             let fields: String = fields

@@ -607,19 +607,7 @@ async fn killed_database_fails_fast_then_the_services_reconnect() {
     let killed = load.now();
     kubectl(&["-n", SERVICES_NAMESPACE, "scale", DATABASE, "--replicas=0"]).await;
     let deadline = Instant::now() + Duration::from_secs(90);
-    let database_pods = || async {
-        kubectl(&[
-            "-n",
-            SERVICES_NAMESPACE,
-            "get",
-            "pods",
-            "-l",
-            DATABASE_SELECTOR,
-            "-o",
-            "name",
-        ])
-        .await
-    };
+    let database_pods = || pod_lines(DATABASE_SELECTOR, "{.metadata.name}");
     // No assert until PostgreSQL is scaled back: a failure here must not
     // leave it at zero for the tests after this one.
     let mut went = true;
