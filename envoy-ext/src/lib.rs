@@ -69,7 +69,7 @@ pub fn render_all(
             "k8s/gateway/transcoder.yaml",
             render_transcoder_policy(
                 descriptor_set,
-                &rest_extension::lua_filter_json_path(&table.gateway.namespace),
+                &rest_extension::lua_methods(descriptor_set)?,
             )?,
         ),
         (
@@ -140,6 +140,10 @@ pub const LISTENER_NAME: &str = "tcp-8080";
 /// Route configuration name under XDSNameSchemeV2: `http-<port>`.
 pub const ROUTE_CONFIG_NAME: &str = "http-8080";
 
+/// How many patches the transcoder policy holds, each on the listener
+/// (the offline translation renames them all: `manifests::translate_kustomization`).
+pub const TRANSCODER_PATCHES: usize = 8;
+
 /// The largest REST request body the gateway accepts (413 above it). REST
 /// bodies are JSON, larger than the protobuf they become, so a body under
 /// this limit always fits the services' 4 MiB `--max-message-bytes`, and the
@@ -200,40 +204,125 @@ pub fn api_services(descriptor_set: &[u8]) -> Result<Vec<String>, prost::DecodeE
         .collect())
 }
 
-/// The EnvoyPatchPolicy YAML for the given descriptor set. `lua_filter` is
-/// a JSONPath to the REST extension's filter ([`rest_extension`]), which
-/// Envoy Gateway emits first (the EnvoyProxies' `filterOrder`) and disabled.
+/// Where Envoy Gateway puts the HTTP filters of a plain HTTP listener, as a
+/// JSON pointer into the Listener. A JSON patch's `from` takes only a
+/// pointer (no JSONPath), and wrapping the REST extension needs one; the
+/// offline translation test proves the pointer still holds.
+const HTTP_FILTERS_POINTER: &str = "/default_filter_chain/filters/0/typed_config/http_filters";
+
+/// YAML `text` with every line indented by `by`.
+fn indent(text: &str, by: &str) -> String {
+    text.lines().map(|line| format!("{by}{line}\n")).collect()
+}
+
+/// The predicate that a request is a gRPC call: its content-type.
+const GRPC_CALL: &str = r#"single_predicate:
+  input:
+    name: content-type
+    typed_config:
+      "@type": type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput
+      header_name: content-type
+  value_match:
+    prefix: application/grpc
+"#;
+
+/// An `xds_matcher` (YAML indented by `by`) that skips the wrapped filter
+/// for gRPC calls and, given `methods`, for requests with any other method.
+fn skip_matcher(by: &str, methods: Option<&[String]>) -> String {
+    let (action, predicate) = match methods {
+        None => ("skip-for-grpc", GRPC_CALL.to_owned()),
+        Some(methods) => {
+            let other_method = format!(
+                r#"not_matcher:
+  single_predicate:
+    input:
+      name: method
+      typed_config:
+        "@type": type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput
+        header_name: ":method"
+    value_match:
+      safe_regex:
+        google_re2: {{}}
+        regex: "^({})$"
+"#,
+                methods.join("|")
+            );
+            let either =
+                |predicate: &str| format!("  - {}", indent(predicate, "    ").trim_start());
+            (
+                "skip-for-grpc-and-other-methods",
+                format!(
+                    "or_matcher:\n  predicate:\n{}{}",
+                    either(GRPC_CALL),
+                    either(&other_method)
+                ),
+            )
+        }
+    };
+    let matcher = format!(
+        r#"xds_matcher:
+  matcher_list:
+    matchers:
+      - predicate:
+{}        on_match:
+          action:
+            name: {action}
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter
+"#,
+        indent(&predicate, "          ")
+    );
+    indent(&matcher, by)
+}
+
+/// The EnvoyPatchPolicy YAML for the given descriptor set. `lua_methods`
+/// are the HTTP methods the REST extension ([`rest_extension`]) has work
+/// for; Envoy Gateway emits its filter first (the EnvoyProxies'
+/// `filterOrder`) and disabled.
 pub fn render_transcoder_policy(
     descriptor_set: &[u8],
-    lua_filter: &str,
+    lua_methods: &[String],
 ) -> Result<String, prost::DecodeError> {
     let services = api_services(descriptor_set)?
         .iter()
         .map(|service| format!("                - {service}\n"))
         .collect::<String>();
     let descriptor_b64 = base64::engine::general_purpose::STANDARD.encode(descriptor_set);
+    let grpc_skip = skip_matcher("            ", None);
+    let lua_skip = skip_matcher("            ", Some(lua_methods));
+    let methods = lua_methods.join(", ");
     let header = policy_header(
         "grpc-json-transcoder",
-        "Inserts Envoy's gRPC-JSON transcoder at the head of the gateway
+        &format!(
+            "Inserts Envoy's gRPC-JSON transcoder at the head of the gateway
 listener's HTTP filters, built from the descriptor set of proto/. It turns
 REST calls into gRPC calls to /<package>.<Service>/<Method> and clears the
 route cache, so they then match the GRPCRoutes and get the same rate limits
 and auth as native gRPC.
 
-Only two filters run before it:
-- a size guard for REST bodies: the transcoder hands the converted message
-  on in one piece, so a limit after it never triggers, and REST callers are
-  owed a 413 for an oversized body. gRPC calls skip the guard (the services
-  answer OUT_OF_RANGE for messages over --max-message-bytes);
+Only three filters run before it, each skipped for gRPC calls (a matcher on
+the request's content-type), so native gRPC meets none of them:
+- rest-grpc-headers: removes gRPC's own headers (grpc-status: 0 on every
+  success, grpc-message, ...) from REST responses, whose status and JSON
+  body say it all;
+- rest-body-limit, a size guard for REST bodies: the transcoder hands the
+  converted message on in one piece, so a limit after it never triggers,
+  and REST callers are owed a 413 for an oversized body (the services
+  answer gRPC's oversized messages with OUT_OF_RANGE);
 - the REST extension (rest-extension.yaml, Lua): it must see the REST
   request before the transcoder and the transcoded response after it.
-  Envoy Gateway emits it first (the EnvoyProxies' filterOrder), so the
-  transcoder goes right after it, at index 1; and it emits it disabled but
-  for the GRPCRoutes' routes, which a REST path matches only once
-  transcoded, so this patch enables it for the whole listener.
+  It runs only for the methods it has work for ({methods}: strict
+  bodies, 201 for creates); a Lua filter costs Envoy tens of
+  microseconds a request even when its script returns at once, and most
+  REST calls are GETs. Envoy Gateway emits it first (the EnvoyProxies'
+  filterOrder) and disabled but for the GRPCRoutes' routes, which a REST
+  path matches only once transcoded. So these patches put the transcoder
+  right after it, then replace it by a matcher wrapper of the same name,
+  enabled for the whole listener, holding Envoy Gateway's own Lua config.
 
 The connection manager also returns x-request-id on every response, REST
-and gRPC: the id the services log for the call.",
+and gRPC: the id the services log for the call."
+        ),
     );
     Ok(format!(
         r#"{header}    - type: type.googleapis.com/envoy.config.listener.v3.Listener
@@ -261,6 +350,40 @@ and gRPC: the id the services log for the call.",
               # A typo'd query parameter is a 400, not silently ignored.
               reject_unknown_query_parameters: true
             proto_descriptor_bin: {descriptor_b64}
+    # The Lua's wrapper goes in front of Envoy Gateway's Lua filter (index
+    # 0, the transcoder now 2); Envoy Gateway's Lua config and name are
+    # copied into it, then its own filter is removed.
+    - type: type.googleapis.com/envoy.config.listener.v3.Listener
+      name: {LISTENER_NAME}
+      operation:
+        op: add
+        jsonPath: "{HCM_JSON_PATH}"
+        path: /typed_config/http_filters/0
+        value:
+          name: rest-extension
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher
+{lua_skip}            extension_config:
+              name: envoy.filters.http.lua
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
+    - type: type.googleapis.com/envoy.config.listener.v3.Listener
+      name: {LISTENER_NAME}
+      operation:
+        op: copy
+        from: {HTTP_FILTERS_POINTER}/1/typed_config
+        path: {HTTP_FILTERS_POINTER}/0/typed_config/extension_config/typed_config
+    - type: type.googleapis.com/envoy.config.listener.v3.Listener
+      name: {LISTENER_NAME}
+      operation:
+        op: copy
+        from: {HTTP_FILTERS_POINTER}/1/name
+        path: {HTTP_FILTERS_POINTER}/0/name
+    - type: type.googleapis.com/envoy.config.listener.v3.Listener
+      name: {LISTENER_NAME}
+      operation:
+        op: remove
+        path: {HTTP_FILTERS_POINTER}/1
     - type: type.googleapis.com/envoy.config.listener.v3.Listener
       name: {LISTENER_NAME}
       operation:
@@ -271,24 +394,7 @@ and gRPC: the id the services log for the call.",
           name: rest-body-limit
           typed_config:
             "@type": type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher
-            xds_matcher:
-              matcher_list:
-                matchers:
-                  - predicate:
-                      single_predicate:
-                        input:
-                          name: content-type
-                          typed_config:
-                            "@type": type.googleapis.com/envoy.type.matcher.v3.HttpRequestHeaderMatchInput
-                            header_name: content-type
-                        value_match:
-                          prefix: application/grpc
-                    on_match:
-                      action:
-                        name: skip-for-grpc
-                        typed_config:
-                          "@type": type.googleapis.com/envoy.extensions.filters.common.matcher.action.v3.SkipFilter
-            extension_config:
+{grpc_skip}            extension_config:
               name: envoy.filters.http.buffer
               typed_config:
                 "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
@@ -297,9 +403,21 @@ and gRPC: the id the services log for the call.",
       name: {LISTENER_NAME}
       operation:
         op: add
-        jsonPath: '{lua_filter}'
-        path: /disabled
-        value: false
+        jsonPath: "{HCM_JSON_PATH}"
+        path: /typed_config/http_filters/0
+        value:
+          name: rest-grpc-headers
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher
+{grpc_skip}            extension_config:
+              name: envoy.filters.http.header_mutation
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation
+                mutations:
+                  response_mutations:
+                    - remove_on_match:
+                        key_matcher:
+                          prefix: grpc-
     - type: type.googleapis.com/envoy.config.listener.v3.Listener
       name: {LISTENER_NAME}
       operation:
@@ -354,8 +472,17 @@ mod tests {
     }
 
     #[test]
+    fn every_transcoder_patch_is_counted() {
+        let yaml = render_transcoder_policy(api::DESCRIPTOR_SET, &["POST".to_owned()]).unwrap();
+        let listener_patches = format!("      name: {LISTENER_NAME}\n");
+        assert_eq!(yaml.matches("    - type: ").count(), TRANSCODER_PATCHES);
+        assert_eq!(yaml.matches(&listener_patches).count(), TRANSCODER_PATCHES);
+    }
+
+    #[test]
     fn embeds_the_exact_descriptor_bytes() {
-        let yaml = render_transcoder_policy(api::DESCRIPTOR_SET, "lua").expect("renders");
+        let yaml =
+            render_transcoder_policy(api::DESCRIPTOR_SET, &["POST".to_owned()]).expect("renders");
         let line = yaml
             .lines()
             .find_map(|l| l.trim().strip_prefix("proto_descriptor_bin: "))

@@ -963,6 +963,15 @@ pub fn translate_kustomization(table: &ServiceTable) -> String {
         .collect();
     let port = table.gateway.port;
     let listener = format!("{}/{}/http", table.gateway.namespace, table.gateway.name);
+    let transcoder_renames: String = (0..crate::TRANSCODER_PATCHES)
+        .map(|i| {
+            format!(
+                "      - {{op: test, path: /spec/jsonPatches/{i}/name, value: tcp-{port}}}
+      - {{op: replace, path: /spec/jsonPatches/{i}/name, value: {listener}}}
+"
+            )
+        })
+        .collect();
     format!(
         "{}# The cluster overlay as `egctl x translate` can take it offline; only two
 # things differ, both because egctl is not a cluster:
@@ -980,15 +989,7 @@ patches:
       kind: EnvoyPatchPolicy
       name: grpc-json-transcoder
     patch: |-
-      - {{op: test, path: /spec/jsonPatches/0/name, value: tcp-{port}}}
-      - {{op: replace, path: /spec/jsonPatches/0/name, value: {listener}}}
-      - {{op: test, path: /spec/jsonPatches/1/name, value: tcp-{port}}}
-      - {{op: replace, path: /spec/jsonPatches/1/name, value: {listener}}}
-      - {{op: test, path: /spec/jsonPatches/2/name, value: tcp-{port}}}
-      - {{op: replace, path: /spec/jsonPatches/2/name, value: {listener}}}
-      - {{op: test, path: /spec/jsonPatches/3/name, value: tcp-{port}}}
-      - {{op: replace, path: /spec/jsonPatches/3/name, value: {listener}}}
-  - target:
+{transcoder_renames}  - target:
       kind: EnvoyPatchPolicy
       name: error-responses
     patch: |-

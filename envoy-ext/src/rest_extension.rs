@@ -1,7 +1,8 @@
-//! The `rest` EnvoyExtensionPolicy: a small Lua filter that makes the
-//! transcoded API answer like REST (201 Created + Location for creates, no
-//! gRPC-only headers). Its code is `rest.lua`; the only API-dependent part,
-//! the create paths, is read from the descriptor set's google.api.http rules.
+//! The `rest` EnvoyExtensionPolicy: a Lua filter that makes the transcoded
+//! API behave like REST: strict request bodies (an unknown field or a wrong
+//! JSON type is a 400 with a BadRequest naming it) and 201 Created +
+//! Location for creates. Its code is `rest.lua`; its API-dependent tables
+//! (create paths, bodies, messages) are read from the descriptor set.
 //!
 //! Envoy Gateway adds the filter disabled and enables it per route, and sorts
 //! it after the filters the transcoder patch puts at the head. Neither works
@@ -9,9 +10,13 @@
 //! Envoy builds the filter chain (only the transcoded path matches a
 //! GRPCRoute), and on responses a filter after the transcoder sees the gRPC
 //! answer, whose status the transcoder then overwrites. So the transcoder
-//! patch (`crate::render_transcoder_policy`) enables it for the whole listener
-//! and puts the transcoder after it; the EnvoyProxies' `filterOrder` makes it
-//! the first filter Envoy Gateway emits, which is what that patch counts on.
+//! patch (`crate::render_transcoder_policy`) puts the transcoder after it
+//! (the EnvoyProxies' `filterOrder` makes it the first filter Envoy Gateway
+//! emits) and wraps it in a matcher, enabled for the whole listener, that
+//! runs it only for REST calls with a method of [`lua_methods`]: a Lua
+//! filter costs tens of microseconds of Envoy CPU a request even when the
+//! script returns at once (docs/performance.md). gRPC's own headers leave
+//! REST responses through a header-mutation filter of that patch.
 
 use std::collections::BTreeMap;
 
@@ -32,16 +37,6 @@ pub const POLICY_NAME: &str = "rest";
 pub fn is_lua_filter(name: &str, namespace: &str) -> bool {
     name.starts_with("envoy.filters.http.lua/")
         && name.ends_with(&format!("/{namespace}/{POLICY_NAME}/lua/0"))
-}
-
-/// A JSONPath (Envoy Gateway's ojg dialect) selecting the filter
-/// [`is_lua_filter`] accepts; `.` stands for the `/` a regex literal cannot
-/// hold. The offline translation test and the e2e suite prove it matches.
-pub fn lua_filter_json_path(namespace: &str) -> String {
-    let namespace = namespace.replace('-', "\\-");
-    format!(
-        "$..http_filters[?(@.name =~ /^envoy\\.filters\\.http\\.lua.*.{namespace}.{POLICY_NAME}.lua.0$/)]"
-    )
 }
 
 const LUA_TEMPLATE: &str = include_str!("rest.lua");
@@ -267,6 +262,23 @@ fn bodies_in(pool: &DescriptorPool) -> Result<Vec<RestBody>, ExtensionError> {
         .collect())
 }
 
+/// The HTTP methods the extension has work for, sorted: those of the rules
+/// that take a body, and POST when there is a create. Every other request
+/// skips it (`crate::render_transcoder_policy`).
+pub fn lua_methods(descriptor_set: &[u8]) -> Result<Vec<String>, ExtensionError> {
+    let pool = DescriptorPool::decode(descriptor_set)?;
+    let mut methods: Vec<String> = bodies_in(&pool)?
+        .into_iter()
+        .map(|body| body.http_method)
+        .collect();
+    if !creates_in(&pool)?.is_empty() {
+        methods.push("POST".to_owned());
+    }
+    methods.sort();
+    methods.dedup();
+    Ok(methods)
+}
+
 /// The messages the bodies reach, by full name, with their fields as Lua
 /// table entries (`["jsonName"] = {"proto_name", "kind", "shape"}`).
 fn body_messages(pool: &DescriptorPool, bodies: &[RestBody]) -> BTreeMap<String, Vec<String>> {
@@ -363,11 +375,13 @@ pub fn render_rest_extension_policy(
         })
         .collect();
     let banner = generated_banner(
-        "REST that behaves like REST: POST on a collection answers 201 Created
-with a Location, and REST responses carry no gRPC-only headers; gRPC calls
+        "REST that behaves like REST: request bodies are checked against the
+API's messages (an unknown field or a wrong JSON type is a 400 naming it),
+and POST on a collection answers 201 Created with a Location; gRPC calls
 are untouched. The transcoder patch (transcoder.yaml) runs this filter
-before the transcoder and for the whole listener: envoy-ext/src/rest_extension.rs
-says why. The Lua's source is envoy-ext/src/rest.lua.",
+before the transcoder, for the whole listener and only for the methods it
+has work for: envoy-ext/src/rest_extension.rs says why. The Lua's source is
+envoy-ext/src/rest.lua.",
     );
     let Gateway {
         namespace, name, ..

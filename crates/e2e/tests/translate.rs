@@ -138,32 +138,65 @@ fn transcoder_leads_the_http_filters_with_the_api_services() {
         .iter()
         .map(|f| f["name"].as_str().unwrap())
         .collect();
-    // Only the REST body guard and the REST extension's Lua may run before
-    // the transcoder; every other filter Envoy Gateway adds (rate limit, and
+    // Only the REST filters may run before the transcoder, each skipped for
+    // gRPC calls; every other filter Envoy Gateway adds (rate limit, and
     // later auth) runs after it, so transcoded calls meet them on the
     // GRPCRoute like native gRPC calls.
     let namespace = &e2e::service_table().gateway.namespace;
     assert!(
-        names.len() > 3
-            && names[0] == "rest-body-limit"
-            && envoy_ext::rest_extension::is_lua_filter(names[1], namespace)
-            && names[2] == "envoy.filters.http.grpc_json_transcoder",
+        names.len() > 4
+            && names[0] == "rest-grpc-headers"
+            && names[1] == "rest-body-limit"
+            && envoy_ext::rest_extension::is_lua_filter(names[2], namespace)
+            && names[3] == "envoy.filters.http.grpc_json_transcoder",
         "{names:?}"
     );
-    // Envoy Gateway emits the Lua disabled but for the GRPCRoutes' routes,
-    // which a REST path matches only once transcoded: the patch enables it
-    // for the whole listener.
-    assert_ne!(filters[1]["disabled"], true, "{}", filters[1]);
+    for filter in &filters[..3] {
+        let config = &filter["typedConfig"];
+        assert!(
+            config["@type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(".ExtensionWithMatcher"))
+                && serde_json::to_string(&config["xdsMatcher"])
+                    .unwrap()
+                    .contains(r#""prefix":"application/grpc""#),
+            "{filter}"
+        );
+        assert_ne!(filter["disabled"], true, "{filter}");
+    }
+    // Envoy Gateway's Lua (disabled but for the GRPCRoutes' routes, which a
+    // REST path matches only once transcoded) is replaced by a wrapper of
+    // its name and config, enabled for the whole listener, that runs it only
+    // for the methods the extension has work for.
+    let lua = &filters[2]["typedConfig"];
     assert!(
-        filters[1]["typedConfig"]["defaultSourceCode"]["inlineString"]
+        lua["extensionConfig"]["typedConfig"]["defaultSourceCode"]["inlineString"]
             .as_str()
-            .is_some_and(|code| code.contains("envoy_on_response")),
-        "{}",
-        filters[1]
+            .is_some_and(|code| code.contains("envoy_on_request") && code.contains("BODIES")),
+        "{lua}"
+    );
+    let methods = envoy_ext::rest_extension::lua_methods(api::DESCRIPTOR_SET).unwrap();
+    assert!(
+        serde_json::to_string(&lua["xdsMatcher"])
+            .unwrap()
+            .contains(&format!("^({})$", methods.join("|"))),
+        "{lua}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| n.contains(".lua")).count(),
+        1,
+        "{names:?}"
+    );
+    // gRPC's own headers leave REST responses.
+    let strip = &filters[0]["typedConfig"]["extensionConfig"]["typedConfig"];
+    assert_eq!(
+        strip["mutations"]["responseMutations"][0]["removeOnMatch"]["keyMatcher"]["prefix"],
+        "grpc-",
+        "{strip}"
     );
     // Every response, REST or gRPC, carries the request id.
     assert_eq!(hcm["alwaysSetRequestIdInResponse"], true, "{hcm}");
-    let config = &filters[2]["typedConfig"];
+    let config = &filters[3]["typedConfig"];
     assert_eq!(
         config["services"],
         serde_json::json!([
@@ -178,7 +211,7 @@ fn transcoder_leads_the_http_filters_with_the_api_services() {
     );
 
     // The guard is a buffer with the REST limit that gRPC calls skip.
-    let guard = &filters[0]["typedConfig"];
+    let guard = &filters[1]["typedConfig"];
     assert_eq!(
         guard["extensionConfig"]["typedConfig"]["maxRequestBytes"],
         envoy_ext::REST_BODY_LIMIT_BYTES
