@@ -82,6 +82,10 @@ _build-services:
 bench:
     cargo xtask bench crates/bench/results
 
+# What the REST extension costs (also part of `just bench`): rounds of the bench stack without it (profile bench-plain-rest), then with it; GET and POST at fixed rates and flat out, p99 and CPU per request compared (target: at most 10% fewer REST req/s)
+bench-rest *args:
+    cargo xtask bench-rest {{args}}
+
 # What the global rate-limit tier costs (also part of `just bench`): rounds of the scale stack with the local tier only, then both; p99 and CPU per request compared (target <= 1 ms at 1000 req/s)
 bench-tiers *args:
     cargo xtask bench-tiers {{args}}

@@ -64,13 +64,15 @@ pub fn render_all(
         return Err(RenderError::Mismatch { table: routed, api });
     }
     let version = env!("CARGO_PKG_VERSION");
+    let lua_methods = rest_extension::lua_methods(descriptor_set)?;
     Ok(vec![
         (
             "k8s/gateway/transcoder.yaml",
-            render_transcoder_policy(
-                descriptor_set,
-                &rest_extension::lua_methods(descriptor_set)?,
-            )?,
+            render_transcoder_policy(descriptor_set, &lua_methods)?,
+        ),
+        (
+            "k8s/overlays/bench-plain-rest/kustomization.yaml",
+            plain_rest_overlay(&transcoder_patches(descriptor_set, &lua_methods)?),
         ),
         (
             "k8s/gateway/rest-extension.yaml",
@@ -283,13 +285,6 @@ pub fn render_transcoder_policy(
     descriptor_set: &[u8],
     lua_methods: &[String],
 ) -> Result<String, prost::DecodeError> {
-    let services = api_services(descriptor_set)?
-        .iter()
-        .map(|service| format!("                - {service}\n"))
-        .collect::<String>();
-    let descriptor_b64 = base64::engine::general_purpose::STANDARD.encode(descriptor_set);
-    let grpc_skip = skip_matcher("            ", None);
-    let lua_skip = skip_matcher("            ", Some(lua_methods));
     let methods = lua_methods.join(", ");
     let header = policy_header(
         "grpc-json-transcoder",
@@ -325,7 +320,40 @@ and gRPC: the id the services log for the call."
         ),
     );
     Ok(format!(
-        r#"{header}    - type: type.googleapis.com/envoy.config.listener.v3.Listener
+        "{header}{}",
+        transcoder_patches(descriptor_set, lua_methods)?
+            .iter()
+            .map(|patch| patch.yaml.as_str())
+            .collect::<String>()
+    ))
+}
+
+/// One patch of the transcoder policy.
+#[derive(Debug, Clone)]
+pub struct Patch {
+    /// Whether it exists for the REST extension: the bench's baseline
+    /// (`plain_rest_overlay`) leaves those out.
+    pub rest_extension: bool,
+    pub yaml: String,
+}
+
+/// The transcoder policy's patches, in order (see [`render_transcoder_policy`]).
+pub fn transcoder_patches(
+    descriptor_set: &[u8],
+    lua_methods: &[String],
+) -> Result<Vec<Patch>, prost::DecodeError> {
+    let services = api_services(descriptor_set)?
+        .iter()
+        .map(|service| format!("                - {service}\n"))
+        .collect::<String>();
+    let descriptor_b64 = base64::engine::general_purpose::STANDARD.encode(descriptor_set);
+    let grpc_skip = skip_matcher("            ", None);
+    let lua_skip = skip_matcher("            ", Some(lua_methods));
+    Ok(vec![
+        Patch {
+            rest_extension: false,
+            yaml: format!(
+                r#"    - type: type.googleapis.com/envoy.config.listener.v3.Listener
       name: {LISTENER_NAME}
       operation:
         op: add
@@ -350,7 +378,13 @@ and gRPC: the id the services log for the call."
               # A typo'd query parameter is a 400, not silently ignored.
               reject_unknown_query_parameters: true
             proto_descriptor_bin: {descriptor_b64}
-    # The Lua's wrapper goes in front of Envoy Gateway's Lua filter (index
+"#
+            ),
+        },
+        Patch {
+            rest_extension: true,
+            yaml: format!(
+                r#"    # The Lua's wrapper goes in front of Envoy Gateway's Lua filter (index
     # 0, the transcoder now 2); Envoy Gateway's Lua config and name are
     # copied into it, then its own filter is removed.
     - type: type.googleapis.com/envoy.config.listener.v3.Listener
@@ -367,24 +401,48 @@ and gRPC: the id the services log for the call."
               name: envoy.filters.http.lua
               typed_config:
                 "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
-    - type: type.googleapis.com/envoy.config.listener.v3.Listener
+"#
+            ),
+        },
+        Patch {
+            rest_extension: true,
+            yaml: format!(
+                r#"    - type: type.googleapis.com/envoy.config.listener.v3.Listener
       name: {LISTENER_NAME}
       operation:
         op: copy
         from: {HTTP_FILTERS_POINTER}/1/typed_config
         path: {HTTP_FILTERS_POINTER}/0/typed_config/extension_config/typed_config
-    - type: type.googleapis.com/envoy.config.listener.v3.Listener
+"#
+            ),
+        },
+        Patch {
+            rest_extension: true,
+            yaml: format!(
+                r#"    - type: type.googleapis.com/envoy.config.listener.v3.Listener
       name: {LISTENER_NAME}
       operation:
         op: copy
         from: {HTTP_FILTERS_POINTER}/1/name
         path: {HTTP_FILTERS_POINTER}/0/name
-    - type: type.googleapis.com/envoy.config.listener.v3.Listener
+"#
+            ),
+        },
+        Patch {
+            rest_extension: true,
+            yaml: format!(
+                r#"    - type: type.googleapis.com/envoy.config.listener.v3.Listener
       name: {LISTENER_NAME}
       operation:
         op: remove
         path: {HTTP_FILTERS_POINTER}/1
-    - type: type.googleapis.com/envoy.config.listener.v3.Listener
+"#
+            ),
+        },
+        Patch {
+            rest_extension: false,
+            yaml: format!(
+                r#"    - type: type.googleapis.com/envoy.config.listener.v3.Listener
       name: {LISTENER_NAME}
       operation:
         op: add
@@ -399,7 +457,13 @@ and gRPC: the id the services log for the call."
               typed_config:
                 "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
                 max_request_bytes: {REST_BODY_LIMIT_BYTES}
-    - type: type.googleapis.com/envoy.config.listener.v3.Listener
+"#
+            ),
+        },
+        Patch {
+            rest_extension: true,
+            yaml: format!(
+                r#"    - type: type.googleapis.com/envoy.config.listener.v3.Listener
       name: {LISTENER_NAME}
       operation:
         op: add
@@ -418,7 +482,13 @@ and gRPC: the id the services log for the call."
                     - remove_on_match:
                         key_matcher:
                           prefix: grpc-
-    - type: type.googleapis.com/envoy.config.listener.v3.Listener
+"#
+            ),
+        },
+        Patch {
+            rest_extension: false,
+            yaml: format!(
+                r#"    - type: type.googleapis.com/envoy.config.listener.v3.Listener
       name: {LISTENER_NAME}
       operation:
         op: add
@@ -426,7 +496,56 @@ and gRPC: the id the services log for the call."
         path: /typed_config/always_set_request_id_in_response
         value: true
 "#
-    ))
+            ),
+        },
+    ])
+}
+
+/// The bench stack without the REST extension, as a kustomization of
+/// k8s/overlays/bench: the baseline `just bench-rest` measures the
+/// extension's cost against. No EnvoyExtensionPolicy, none of the
+/// transcoder policy's patches for the extension, and the transcoder
+/// patched in at the head of the listener (no Lua to follow).
+pub fn plain_rest_overlay(patches: &[Patch]) -> String {
+    let banner = generated_banner(
+        "The bench stack without the REST extension (the profile
+bench-plain-rest): the baseline `just bench-rest` measures the extension's
+cost against. REST as the transcoder alone makes it: creates answer 200,
+responses carry gRPC's headers, unknown body fields are dropped.",
+    );
+    let removals: String = patches
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, patch)| patch.rest_extension)
+        .map(|(i, _)| format!("      - {{op: remove, path: /spec/jsonPatches/{i}}}\n"))
+        .collect();
+    format!(
+        r#"{banner}apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ../bench
+patches:
+  - target:
+      group: gateway.envoyproxy.io
+      kind: EnvoyExtensionPolicy
+      name: rest
+    patch: |-
+      $patch: delete
+      apiVersion: gateway.envoyproxy.io/v1alpha1
+      kind: EnvoyExtensionPolicy
+      metadata:
+        name: rest
+        namespace: envoy-poc
+  - target:
+      group: gateway.envoyproxy.io
+      kind: EnvoyPatchPolicy
+      name: grpc-json-transcoder
+    patch: |-
+{removals}      - {{op: test, path: /spec/jsonPatches/0/operation/value/name, value: envoy.filters.http.grpc_json_transcoder}}
+      - {{op: replace, path: /spec/jsonPatches/0/operation/path, value: /typed_config/http_filters/0}}
+"#
+    )
 }
 
 #[cfg(test)]

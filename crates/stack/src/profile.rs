@@ -752,6 +752,7 @@ mod tests {
                 "bench-global",
                 "bench-local",
                 "bench-memory",
+                "bench-plain-rest",
                 "bench-postgres",
                 "dev",
                 "fuzz",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
-use xtask::{bench, e2e, fuzz, pins::Pins, readme, stack, stores, tiers, token, tools};
+use xtask::{bench, e2e, fuzz, pair, pins::Pins, readme, stack, stores, token, tools};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "The tasks behind the justfile")]
@@ -65,16 +65,15 @@ enum Task {
     },
     /// rustfmt, clippy -D warnings, buf lint, buf breaking against the previous commit
     Lint,
-    /// What the global rate-limit tier costs: rounds of the scale stack with the local tier only, then with both, the same fixed rates (vegeta); medians compared
+    /// What the global rate-limit tier costs: rounds of the scale stack with the local tier only, then with both, the same runs (vegeta); medians compared
     BenchTiers {
-        #[arg(long, default_value_t = tiers::Plan::full().rounds)]
-        rounds: u32,
-        #[arg(long, default_value_t = tiers::Plan::full().rates)]
-        rates: String,
-        #[arg(long, default_value_t = tiers::Plan::full().duration)]
-        duration: String,
-        #[arg(long, default_value = "crates/bench/results")]
-        out: PathBuf,
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
+    /// What the REST extension costs: rounds of the bench stack without it, then with it, the same runs (vegeta); medians compared
+    BenchRest {
+        #[command(flatten)]
+        plan: PlanArgs,
     },
     /// In-memory beside PostgreSQL: Get, List, Create through the gateway on two instances of each store, List page cost and the List query's plan on PostgreSQL; stores.md
     BenchStores {
@@ -121,23 +120,8 @@ fn run(task: Task) -> Result<ExitCode, Error> {
             }
         }
         Task::Pin { name } => println!("{}", pins.version(&name)?),
-        Task::BenchTiers {
-            rounds,
-            rates,
-            duration,
-            out,
-        } => {
-            let plan = tiers::Plan {
-                rounds,
-                rates,
-                duration,
-            };
-            let build = build_release()?;
-            if build != ExitCode::SUCCESS {
-                return Ok(build);
-            }
-            return run_bench_tiers(&pins, &plan, &out);
-        }
+        Task::BenchTiers { plan } => return run_pair_task(&pins, &pair::TIERS, plan),
+        Task::BenchRest { plan } => return run_pair_task(&pins, &pair::REST, plan),
         Task::BenchStores { out } => {
             let build = build_release()?;
             if build != ExitCode::SUCCESS {
@@ -280,51 +264,100 @@ fn build_release() -> Result<ExitCode, Error> {
     ]))
 }
 
-/// Rounds of the two tier profiles, one after the other, then the
-/// comparison in `out`/tiers.md (and the rounds' runs in `out`/tiers/).
-fn run_bench_tiers(pins: &Pins, plan: &tiers::Plan, out: &Path) -> Result<ExitCode, Error> {
+/// A paired bench's knobs; `just bench`'s plan when left out.
+#[derive(Debug, clap::Args)]
+struct PlanArgs {
+    #[arg(long)]
+    rounds: Option<u32>,
+    /// Comma-separated `bench-pair` runs: `get@1000`, `create@max`, ...
+    #[arg(long)]
+    runs: Option<String>,
+    #[arg(long)]
+    duration: Option<String>,
+    #[arg(long, default_value = "crates/bench/results")]
+    out: PathBuf,
+}
+
+fn run_pair_task(pins: &Pins, pair: &pair::Pair, args: PlanArgs) -> Result<ExitCode, Error> {
+    let full = pair::Plan::full(pair);
+    let plan = pair::Plan {
+        rounds: args.rounds.unwrap_or(full.rounds),
+        runs: args.runs.unwrap_or(full.runs),
+        duration: args.duration.unwrap_or(full.duration),
+    };
+    let build = build_release()?;
+    if build != ExitCode::SUCCESS {
+        return Ok(build);
+    }
+    run_bench_pair(pins, pair, &plan, &args.out)
+}
+
+/// Rounds of the pair's two profiles, one after the other, then the
+/// comparison in `out`/<name>.md (and the rounds' runs in `out`/<name>/),
+/// <name> being the recipe without `bench-`.
+fn run_bench_pair(
+    pins: &Pins,
+    pair: &pair::Pair,
+    plan: &pair::Plan,
+    out: &Path,
+) -> Result<ExitCode, Error> {
     tools::ensure(pins, &["default", "bench", "scale"])?;
-    let raw = out.join("tiers");
+    let stem = pair.name.trim_start_matches("bench-");
+    let raw = out.join(stem);
     std::fs::create_dir_all(&raw).map_err(|e| format!("{}: {e}", raw.display()))?;
     let mut rounds = Vec::new();
     for round in 1..=plan.rounds {
         let mut sides = Vec::new();
-        for profile in tiers::PROFILES {
-            eprintln!("bench-tiers: round {round} of {}, {profile}", plan.rounds);
+        for profile in pair.profiles {
+            eprintln!("{}: round {round} of {}, {profile}", pair.name, plan.rounds);
             let json = raw.join(format!("round-{round}-{profile}.json"));
-            let code = status(&mut stack::command(pins, &plan.stack_args(profile, &json))?)?;
+            let code = status(&mut stack::command(
+                pins,
+                &plan.stack_args(pair, profile, &json),
+            )?)?;
             if code != ExitCode::SUCCESS {
                 return Ok(code);
             }
             let text =
                 std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?;
             sides.push(
-                serde_json::from_str::<tiers::Side>(&text)
+                serde_json::from_str::<pair::Side>(&text)
                     .map_err(|e| format!("{}: {e}", json.display()))?,
             );
         }
-        let global = sides.pop().ok_or("no bench-global side")?;
-        let local = sides.pop().ok_or("no bench-local side")?;
-        rounds.push(tiers::Round { local, global });
+        let with = sides.pop().ok_or("no second side")?;
+        let base = sides.pop().ok_or("no baseline side")?;
+        rounds.push(pair::Round { base, with });
     }
     let header = format!(
-        "# What the global rate-limit tier costs (just bench-tiers)\n\n{}. The scale stack \
-         (two instances of each service on PostgreSQL, release binaries, limits far above the load) \
-         with the local tier only, then with both tiers, rounds: {}; REST Gets through the gateway \
-         (vegeta) at {} req/s for {} each.",
+        "# What {} costs (just {})\n\n{}. {}; rounds: {}; REST calls through the gateway (vegeta): \
+         {}, {} each.",
+        pair.what,
+        pair.name,
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+        pair.stack,
         plan.rounds,
-        plan.rates,
+        plan.runs,
         plan.duration
     );
-    let (md, costs) = tiers::compare(&rounds, &header)?;
-    let path = out.join("tiers.md");
+    let (md, costs) = pair::compare(pair, &rounds, &header)?;
+    let path = out.join(format!("{stem}.md"));
     std::fs::write(&path, &md).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("{md}");
     for cost in costs {
+        let rate = if cost.rate == 0 {
+            format!(
+                "flat out {:.0} -> {:.0} req/s ({:+.1}%)",
+                cost.rps.0,
+                cost.rps.1,
+                -cost.rate_lost() * 100.0
+            )
+        } else {
+            format!("at {} req/s", cost.rate)
+        };
         println!(
-            "bench-tiers: at {} req/s the global tier adds {:+.2} ms to the p99, {:+.0} µs of CPU per request",
-            cost.rate, cost.p99_added_ms, cost.cpu_added_us
+            "{}: {} {rate}: {} adds {:+.2} ms to the p99, {:+.0} µs of CPU per request",
+            pair.name, cost.run, pair.what, cost.p99_added_ms, cost.cpu_added_us
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -369,18 +402,24 @@ fn run_bench(pins: &Pins, smoke: bool, out: &Path) -> Result<ExitCode, Error> {
     if smoke {
         println!("{}", bench::check_outputs(out)?);
     }
-    // The stores and the rate-limit tiers: stacks of their own, after the
+    // The stores, the REST extension and the rate-limit tiers: stacks of their own, after the
     // bench stack.
     let code = run_bench_stores(pins, smoke, out)?;
     if code != ExitCode::SUCCESS {
         return Ok(code);
     }
-    let plan = if smoke {
-        tiers::Plan::smoke()
-    } else {
-        tiers::Plan::full()
-    };
-    run_bench_tiers(pins, &plan, out)
+    for pair in [pair::REST, pair::TIERS] {
+        let plan = if smoke {
+            pair::Plan::smoke(&pair)
+        } else {
+            pair::Plan::full(&pair)
+        };
+        let code = run_bench_pair(pins, &pair, &plan, out)?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A command as the words `cargo stack run PROFILE -- ...` takes.
