@@ -307,26 +307,26 @@ fn run_bench_pair(
     std::fs::create_dir_all(&raw).map_err(|e| format!("{}: {e}", raw.display()))?;
     let mut rounds = Vec::new();
     for round in 1..=plan.rounds {
-        let mut sides = Vec::new();
-        for profile in pair.profiles {
+        let mut sides = [None, None];
+        for side in pair::side_order(round) {
+            let profile = pair.profiles[side];
             eprintln!("{}: round {round} of {}, {profile}", pair.name, plan.rounds);
             let json = raw.join(format!("round-{round}-{profile}.json"));
-            let code = status(&mut stack::command(
-                pins,
-                &plan.stack_args(pair, profile, &json),
-            )?)?;
+            let args = plan.stack_args(pair, profile, &json);
+            let code = status(&mut stack::command(pins, &args)?)?;
             if code != ExitCode::SUCCESS {
                 return Ok(code);
             }
             let text =
                 std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}", json.display()))?;
-            sides.push(
+            sides[side] = Some(
                 serde_json::from_str::<pair::Side>(&text)
                     .map_err(|e| format!("{}: {e}", json.display()))?,
             );
         }
-        let with = sides.pop().ok_or("no second side")?;
-        let base = sides.pop().ok_or("no baseline side")?;
+        let [Some(base), Some(with)] = sides else {
+            return Err("a round lacks a side".into());
+        };
         rounds.push(pair::Round { base, with });
     }
     let header = format!(

@@ -155,6 +155,15 @@ impl Plan {
     }
 }
 
+/// The order the two sides (0 baseline, 1 the other) run in, in round
+/// `round` (from 1): baseline first in odd rounds, last in even ones. In
+/// the first three-round run the side that always went first was slower
+/// in most runs, which a fixed order reports as the difference's cost or
+/// gain.
+pub fn side_order(round: u32) -> [usize; 2] {
+    if round % 2 == 1 { [0, 1] } else { [1, 0] }
+}
+
 /// What one `bench-pair` invocation wrote: one stack, its runs.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Side {
@@ -545,6 +554,13 @@ mod tests {
             "get@100,create@100,get@max,create@max"
         );
         assert_eq!(Plan::smoke(&TIERS).runs, "get@100");
+    }
+
+    #[test]
+    fn the_sides_take_turns_going_first() {
+        assert_eq!(side_order(1), [0, 1]);
+        assert_eq!(side_order(2), [1, 0]);
+        assert_eq!(side_order(3), [0, 1]);
     }
 
     #[test]
