@@ -328,6 +328,36 @@ and gRPC: the id the services log for the call."
     ))
 }
 
+/// A patch putting `filter` at the head of the listener's HTTP filters,
+/// wrapped in a matcher: `skip` (from [`skip_matcher`]) says when it does
+/// not run, `config` is the filter's typed_config body after its `@type`
+/// (YAML indented for it, may be empty).
+fn head_filter_wrapped(
+    name: &str,
+    skip: &str,
+    filter: &str,
+    type_url: &str,
+    config: &str,
+) -> String {
+    format!(
+        r#"    - type: type.googleapis.com/envoy.config.listener.v3.Listener
+      name: {LISTENER_NAME}
+      operation:
+        op: add
+        jsonPath: "{HCM_JSON_PATH}"
+        path: /typed_config/http_filters/0
+        value:
+          name: {name}
+          typed_config:
+            "@type": type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher
+{skip}            extension_config:
+              name: {filter}
+              typed_config:
+                "@type": {type_url}
+{config}"#
+    )
+}
+
 /// One patch of the transcoder policy.
 #[derive(Debug, Clone)]
 pub struct Patch {
@@ -384,24 +414,17 @@ pub fn transcoder_patches(
         Patch {
             rest_extension: true,
             yaml: format!(
-                r#"    # The Lua's wrapper goes in front of Envoy Gateway's Lua filter (index
+                "    # The Lua's wrapper goes in front of Envoy Gateway's Lua filter (index
     # 0, the transcoder now 2); Envoy Gateway's Lua config and name are
     # copied into it, then its own filter is removed.
-    - type: type.googleapis.com/envoy.config.listener.v3.Listener
-      name: {LISTENER_NAME}
-      operation:
-        op: add
-        jsonPath: "{HCM_JSON_PATH}"
-        path: /typed_config/http_filters/0
-        value:
-          name: rest-extension
-          typed_config:
-            "@type": type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher
-{lua_skip}            extension_config:
-              name: envoy.filters.http.lua
-              typed_config:
-                "@type": type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua
-"#
+{}",
+                head_filter_wrapped(
+                    "rest-extension",
+                    &lua_skip,
+                    "envoy.filters.http.lua",
+                    "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                    "",
+                )
             ),
         },
         Patch {
@@ -441,48 +464,27 @@ pub fn transcoder_patches(
         },
         Patch {
             rest_extension: false,
-            yaml: format!(
-                r#"    - type: type.googleapis.com/envoy.config.listener.v3.Listener
-      name: {LISTENER_NAME}
-      operation:
-        op: add
-        jsonPath: "{HCM_JSON_PATH}"
-        path: /typed_config/http_filters/0
-        value:
-          name: rest-body-limit
-          typed_config:
-            "@type": type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher
-{grpc_skip}            extension_config:
-              name: envoy.filters.http.buffer
-              typed_config:
-                "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
-                max_request_bytes: {REST_BODY_LIMIT_BYTES}
-"#
+            yaml: head_filter_wrapped(
+                "rest-body-limit",
+                &grpc_skip,
+                "envoy.filters.http.buffer",
+                "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                &format!("                max_request_bytes: {REST_BODY_LIMIT_BYTES}\n"),
             ),
         },
         Patch {
             rest_extension: true,
-            yaml: format!(
-                r#"    - type: type.googleapis.com/envoy.config.listener.v3.Listener
-      name: {LISTENER_NAME}
-      operation:
-        op: add
-        jsonPath: "{HCM_JSON_PATH}"
-        path: /typed_config/http_filters/0
-        value:
-          name: rest-grpc-headers
-          typed_config:
-            "@type": type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher
-{grpc_skip}            extension_config:
-              name: envoy.filters.http.header_mutation
-              typed_config:
-                "@type": type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation
-                mutations:
+            yaml: head_filter_wrapped(
+                "rest-grpc-headers",
+                &grpc_skip,
+                "envoy.filters.http.header_mutation",
+                "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                "                mutations:
                   response_mutations:
                     - remove_on_match:
                         key_matcher:
                           prefix: grpc-
-"#
+",
             ),
         },
         Patch {

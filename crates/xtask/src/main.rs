@@ -345,19 +345,14 @@ fn run_bench_pair(
     std::fs::write(&path, &md).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("{md}");
     for cost in costs {
-        let rate = if cost.rate == 0 {
-            format!(
-                "flat out {:.0} -> {:.0} req/s ({:+.1}%)",
-                cost.rps.0,
-                cost.rps.1,
-                -cost.rate_lost() * 100.0
-            )
-        } else {
-            format!("at {} req/s", cost.rate)
-        };
         println!(
-            "{}: {} {rate}: {} adds {:+.2} ms to the p99, {:+.0} µs of CPU per request",
-            pair.name, cost.run, pair.what, cost.p99_added_ms, cost.cpu_added_us
+            "{}: {} ({}): {} adds {:+.2} ms to the p99, {:+.0} µs of CPU per request",
+            pair.name,
+            cost.run,
+            cost.rate_text(),
+            pair.what,
+            cost.p99_added_ms,
+            cost.cpu_added_us
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -276,6 +276,21 @@ impl Cost {
         1.0 - self.rps.1 / self.rps.0.max(f64::MIN_POSITIVE)
     }
 
+    /// The run's rate in words: as asked, or for a flat-out run what each
+    /// side reached and the change.
+    pub fn rate_text(&self) -> String {
+        if self.rate == 0 {
+            format!(
+                "{:.0} -> {:.0} req/s ({:+.1}%)",
+                self.rps.0,
+                self.rps.1,
+                -self.rate_lost() * 100.0
+            )
+        } else {
+            format!("{} req/s", self.rate)
+        }
+    }
+
     /// Whether this run is the target's, and then whether it is met.
     pub fn verdict(&self, target: Target) -> Option<bool> {
         match target {
@@ -365,7 +380,7 @@ pub fn compare(pair: &Pair, rounds: &[Round], header: &str) -> Result<(String, V
     }
     let _ = write!(
         md,
-        "\n| run | req/s | p99 added by {what} | machine CPU added per request | target |\n|---|---:|---:|---:|---|\n",
+        "\n| run | rate | p99 added by {what} | machine CPU added per request | target |\n|---|---:|---:|---:|---|\n",
         what = pair.what
     );
     for cost in &costs {
@@ -377,16 +392,7 @@ pub fn compare(pair: &Pair, rounds: &[Round], header: &str) -> Result<(String, V
                 if met { "met" } else { "MISSED" }
             ),
         };
-        let rps = if cost.rate == 0 {
-            format!(
-                "{:.0} -> {:.0} ({:+.1}%)",
-                cost.rps.0,
-                cost.rps.1,
-                -cost.rate_lost() * 100.0
-            )
-        } else {
-            cost.rate.to_string()
-        };
+        let rps = cost.rate_text();
         let _ = writeln!(
             md,
             "| {} | {rps} | {:+.2} ms | {:+.0} µs | {verdict} |",
@@ -474,11 +480,11 @@ mod tests {
         // Envoy 40% -> 60% of a core at 1000 req/s: 200 µs more per request.
         assert!((at_1000.cpu_added_us - 200.0).abs() < 1e-9, "{at_1000:?}");
         assert!(
-            md.contains("| get@1000 | 1000 | +0.60 ms | +200 µs | at most 1 ms: met |"),
+            md.contains("| get@1000 | 1000 req/s | +0.60 ms | +200 µs | at most 1 ms: met |"),
             "{md}"
         );
         assert!(
-            md.contains("| get@500 | 500 | +0.30 ms | +200 µs | (no target for this run) |"),
+            md.contains("| get@500 | 500 req/s | +0.30 ms | +200 µs | (no target for this run) |"),
             "{md}"
         );
         // Services are summed: 2 x 10% of a core at 1000 req/s = 200 µs.
@@ -511,7 +517,7 @@ mod tests {
             "{cost:?}"
         );
         assert!(
-            md.contains("| get@max | 4000 -> 3700 (-7.5%) | +0.50 ms | +24 µs | at most 10% fewer req/s: met |"),
+            md.contains("| get@max | 4000 -> 3700 req/s (-7.5%) | +0.50 ms | +24 µs | at most 10% fewer req/s: met |"),
             "{md}"
         );
         let (md, costs) = compare(&REST, &[round(3500.0)], "# r").unwrap();
